@@ -1,0 +1,10 @@
+"""The ``unet`` separator plugin (the paper's U-Net with valid convolutions)."""
+
+from sepkit import hookimpl
+
+
+@hookimpl
+def register_separators(register):
+    from .model import UNet
+
+    register("unet", UNet)

@@ -1,0 +1,69 @@
+"""The Dataset interface: where audio comes from, for one role of a recipe.
+
+A dataset lists tracks; it does not decode audio. Each :class:`Track` names, for every stem it
+provides, the file (and optionally the channel) that holds it. Stems a layout does not store are
+derived by the loader (accompaniment = mixture - vocals; mixture = sum of sources), see
+``sepkit.audio``.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from .component import Component, ComponentConfig
+
+#: The roles a dataset can play in a recipe.
+Role = Literal["paired", "mixtures", "solo", "validation", "test"]
+
+MIXTURE = "mixture"
+
+
+@dataclass(frozen=True)
+class StemFile:
+    """One stem on disk: a file, and the channel of it to read (``None``: all channels)."""
+
+    path: Path
+    channel: int | None = None
+
+
+@dataclass(frozen=True)
+class Track:
+    """One item of a dataset: a name, the subset it belongs to, and its stems on disk.
+
+    ``stems`` maps ``"mixture"`` and/or source names to files (a list of files is summed, as for
+    MedleyDB's several vocal stems).
+    """
+
+    name: str
+    stems: dict[str, tuple[StemFile, ...]]
+    subset: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class Dataset(Component, abc.ABC):
+    """A collection of tracks for one role.
+
+    ``sources`` are the recipe's sources (for paired/validation/test roles); for the ``solo`` role
+    ``sources`` has one entry, the source the recordings are of; for ``mixtures`` it is the recipe's.
+    """
+
+    def __init__(self, config: ComponentConfig, *, role: Role, sources: list[str]) -> None:
+        self.config = config
+        self.role = role
+        self.sources = list(sources)
+
+    @abc.abstractmethod
+    def tracks(self) -> list[Track]:
+        """Every track, in a fixed, documented order (so that splits are reproducible)."""
+
+    @property
+    def name(self) -> str:
+        """A label for tables (the subset name when the config has one)."""
+        return getattr(self.config, "name", None) or type(self).__name__
+
+    @staticmethod
+    def resolve_root(root: str | Path) -> Path:
+        return Path(root).expanduser()

@@ -1,0 +1,204 @@
+"""The recipe's schema: pydantic models with ``extra="forbid"`` everywhere.
+
+Component tables (``[separator]``, ``[critics.vocals]``, ``[[data.paired]]``...) are selected by
+their ``type`` and validated by that component's own ``Config`` in :mod:`sepkit.recipe.load`, so that
+an error can name the exact TOML path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
+
+from ..component import ComponentConfig
+
+SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ComponentSpec(BaseModel):
+    """``type = "<registered name>"`` plus that component's own settings."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: ClassVar[str] = ""
+
+    type: str = Field(description="Registered name of the component (see `sepkit plugins`).")
+    _config: ComponentConfig | None = PrivateAttr(default=None)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @property
+    def config(self) -> ComponentConfig:
+        if self._config is None:
+            raise RuntimeError(f"{self.kind} '{self.type}' has not been validated against its Config")
+        return self._config
+
+
+class RepresentationSpec(ComponentSpec):
+    kind: ClassVar[str] = "representation"
+
+
+class SeparatorSpec(ComponentSpec):
+    kind: ClassVar[str] = "separator"
+
+
+class CriticSpec(ComponentSpec):
+    kind: ClassVar[str] = "critic"
+
+
+class DivergenceSpec(ComponentSpec):
+    kind: ClassVar[str] = "divergence"
+
+
+class DatasetSpec(ComponentSpec):
+    kind: ClassVar[str] = "dataset"
+
+
+class AudioConfig(Strict):
+    sample_rate: PositiveInt = Field(8192, description="Rate every file is resampled to (Hz).")
+    channels: PositiveInt = Field(
+        1, description="Channels the models see: 1 downmixes to mono (mean of channels)."
+    )
+    clip: bool = Field(True, description="Clip samples to [-1, 1] after resampling (as the paper).")
+
+
+class DataConfig(Strict):
+    paired: list[DatasetSpec] = Field(default_factory=list, description="Paired multitrack data (mixture + every source).")
+    mixtures: list[DatasetSpec] = Field(default_factory=list, description="Unpaired mixtures.")
+    solo: dict[str, list[DatasetSpec]] = Field(
+        default_factory=dict, description="Unpaired solo recordings, per source."
+    )
+    validation: list[DatasetSpec] = Field(default_factory=list, description="Validation sets (paired).")
+    test: list[DatasetSpec] = Field(default_factory=list, description="Test sets (paired), reported per subset.")
+
+
+class TrainingConfig(Strict):
+    batch_size: PositiveInt = Field(64, description="Examples per batch, for every role.")
+    learning_rate: PositiveFloat = Field(5e-5, description="Adam learning rate of the separator.")
+    critic_learning_rate: PositiveFloat = Field(5e-5, description="Adam learning rate of each critic.")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam betas (both optimisers).")
+    critic_iterations: NonNegativeInt = Field(5, description="Critic updates per separator update.")
+    alpha: NonNegativeFloat = Field(0.001, description="Weight of the adversarial term.")
+    beta: NonNegativeFloat = Field(0.001, description="Weight of the additive penalty on unpaired mixtures (only with critics).")
+    loudness_augmentation: tuple[PositiveFloat, PositiveFloat] | None = Field(
+        (0.2, 1.2),
+        description="Unpaired data only: linear magnitudes scaled by U(low, high); omit or set [] ... to disable.",
+    )
+    updates_per_epoch: PositiveInt = Field(1000, description="Separator updates per epoch.")
+    max_epochs: PositiveInt = Field(1000, description="Hard limit on epochs.")
+    early_stopping: bool = Field(True, description="Stop when validation stops improving.")
+    patience: NonNegativeInt = Field(
+        6, description="Epochs without improvement tolerated before stopping (0: stop at the first)."
+    )
+    seed: int = Field(0, description="Seed for weights, sampling and augmentation.")
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="Where to train.")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast on CUDA.")
+    compile: bool = Field(False, description="torch.compile the networks.")
+    log_every: PositiveInt = Field(10, description="Separator updates between metrics.jsonl lines.")
+    max_nonfinite: PositiveInt = Field(
+        5, description="Non-finite steps tolerated before rolling back to the last good state."
+    )
+
+    @field_validator("loudness_augmentation")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and value[0] > value[1]:
+            raise ValueError(f"low bound {value[0]} is above high bound {value[1]}")
+        return value
+
+
+class EvaluationConfig(Strict):
+    protocol: Literal["paper", "bsseval-v4"] = Field("paper", description="Scoring protocol.")
+    overlap: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Window overlap at inference (0: the paper's non-overlapping windows)."
+    )
+    batch_size: PositiveInt = Field(16, description="Windows per forward pass at inference.")
+
+
+class Recipe(Strict):
+    """One experiment: sources, audio, components, data, training, evaluation and its variants."""
+
+    name: str = Field(description="Short name of the experiment.")
+    description: str = Field("", description="Free text.")
+    sources: list[str] = Field(min_length=1, description="Source names, in output order.")
+    paths: dict[str, str] = Field(
+        default_factory=dict, description="Named paths, substituted as ${name} in any string."
+    )
+    audio: AudioConfig = Field(default_factory=AudioConfig)
+    representation: RepresentationSpec
+    separator: SeparatorSpec
+    critics: dict[str, CriticSpec] = Field(
+        default_factory=dict, description="One critic per source that gets one (none: supervised only)."
+    )
+    divergence: DivergenceSpec = Field(
+        default_factory=lambda: DivergenceSpec(type="wasserstein-gp"),
+        description="How critics become training signals.",
+    )
+    data: DataConfig = Field(default_factory=DataConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    variants: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Named variants: tables deep-merged over this recipe (e.g. baseline, vocals-critic).",
+    )
+
+    @field_validator("sources")
+    @classmethod
+    def _valid_sources(cls, sources: list[str]) -> list[str]:
+        for name in sources:
+            if not SOURCE_NAME.match(name):
+                raise ValueError(f"source name {name!r} must be lowercase letters, digits, '-' or '_'")
+            if name == "mixture":
+                raise ValueError("'mixture' is not a source name")
+        if len(set(sources)) != len(sources):
+            raise ValueError(f"sources are listed twice: {sources}")
+        return sources
+
+    @model_validator(mode="after")
+    def _known_sources(self) -> "Recipe":
+        for key in self.critics:
+            if key not in self.sources:
+                raise ValueError(f"critics.{key}: '{key}' is not one of the sources {self.sources}")
+        for key in self.data.solo:
+            if key not in self.sources:
+                raise ValueError(f"data.solo.{key}: '{key}' is not one of the sources {self.sources}")
+        return self
+
+    # -- what a variant's training will use ------------------------------------------------
+    @property
+    def uses_unpaired(self) -> bool:
+        """Unpaired data (and so the adversarial term and the additive penalty) is used exactly when
+        the recipe has critics; without critics, training is supervised only whatever ``beta`` is."""
+        return bool(self.critics)
+
+    def component_specs(self) -> list[tuple[str, ComponentSpec]]:
+        """Every component table with its TOML path."""
+        specs: list[tuple[str, ComponentSpec]] = [
+            ("representation", self.representation),
+            ("separator", self.separator),
+            ("divergence", self.divergence),
+        ]
+        specs += [(f"critics.{k}", v) for k, v in self.critics.items()]
+        for role in ("paired", "mixtures", "validation", "test"):
+            specs += [(f"data.{role}[{i}]", s) for i, s in enumerate(getattr(self.data, role))]
+        for source, items in self.data.solo.items():
+            specs += [(f"data.solo.{source}[{i}]", s) for i, s in enumerate(items)]
+        return specs
