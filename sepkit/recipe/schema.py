@@ -100,7 +100,7 @@ class TrainingConfig(Strict):
     beta: NonNegativeFloat = Field(0.001, description="Weight of the additive penalty on unpaired mixtures (only with critics).")
     loudness_augmentation: tuple[PositiveFloat, PositiveFloat] | None = Field(
         (0.2, 1.2),
-        description="Unpaired data only: linear magnitudes scaled by U(low, high); omit or set [] ... to disable.",
+        description="Unpaired data only: linear magnitudes scaled by U(low, high) per example; false disables.",
     )
     updates_per_epoch: PositiveInt = Field(1000, description="Separator updates per epoch.")
     max_epochs: PositiveInt = Field(1000, description="Hard limit on epochs.")
@@ -116,6 +116,11 @@ class TrainingConfig(Strict):
     max_nonfinite: PositiveInt = Field(
         5, description="Non-finite steps tolerated before rolling back to the last good state."
     )
+
+    @field_validator("loudness_augmentation", mode="before")
+    @classmethod
+    def _disabled(cls, value: Any) -> Any:
+        return None if value is False or value == [] else value
 
     @field_validator("loudness_augmentation")
     @classmethod

@@ -1,0 +1,78 @@
+"""Shared test helpers: run the CLI in-process, write recipes, locate the offline corpus."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = REPO.parent / "shared" / "data" / "corpus"
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run ``sepkit ARGS...`` in this process; returns exit code, stdout and stderr."""
+    from sepkit.cli.main import main
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out, err = capsys.readouterr()
+        return CliResult(code, out, err)
+
+    return run
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Caches go to a temporary folder, never to the user's cache or ../shared."""
+    monkeypatch.setenv("SEPKIT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "sepkit-cache"))
+    monkeypatch.setenv("COLUMNS", "200")
+
+
+@pytest.fixture
+def corpus() -> Path:
+    if not (CORPUS / "test").is_dir():
+        pytest.skip(f"offline corpus not found at {CORPUS}")
+    return CORPUS
+
+
+def minimal_recipe(**overrides: str) -> str:
+    """A small valid recipe as TOML text; ``overrides`` replace whole sections by name."""
+    sections = {
+        "head": 'name = "tiny"\nsources = ["accompaniment", "vocals"]\n',
+        "audio": "[audio]\nsample_rate = 8000\nchannels = 1\n",
+        "representation": '[representation]\ntype = "magnitude-stft"\nn_fft = 256\nhop_length = 128\n',
+        "separator": '[separator]\ntype = "unet"\ndepth = 2\nbase_filters = 4\ninput_frames = 60\n',
+        "training": "[training]\nbatch_size = 4\nearly_stopping = false\n",
+        "data": '[[data.paired]]\ntype = "stems"\nroot = "data/train"\n',
+    }
+    sections.update(overrides)
+    return "\n".join(sections.values())
+
+
+@pytest.fixture
+def write_recipe(tmp_path):
+    def write(text: str, name: str = "recipe.toml") -> Path:
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+
+    return write
+
+
+os.environ.setdefault("SEPKIT_TEST", "1")
