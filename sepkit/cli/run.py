@@ -1,14 +1,71 @@
-"""`sepkit run` (not implemented yet: see the open issues)."""
+"""``sepkit run``: train, evaluate and compare every variant of a recipe."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-    def run() -> None:
-        """Not implemented yet."""
-        from ..errors import NotImplementedComponentError
+    @app.command("run")
+    def run(
+        recipe: Path = typer.Argument(..., help="Recipe TOML file, e.g. recipes/demo.toml."),
+        output_dir: Optional[Path] = typer.Option(
+            None, "--output-dir", "-o", help="Where runs go (default: runs/<recipe name>); one folder per variant."
+        ),
+        device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or mps (default: the recipe's training.device)."),
+        variant: Optional[str] = typer.Option(None, "--variant", help="Train only this variant."),
+        overrides: list[str] = typer.Option([], "--set", help="Override a recipe key, e.g. --set training.batch_size=16 (repeatable)."),
+        resume: bool = typer.Option(False, "--resume", help="Continue a stopped run from its train-state/."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run in the output folder."),
+        evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="Evaluate each variant on the recipe's test sets."),
+        as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+    ) -> None:
+        """Train every variant of RECIPE to its early-stopping end, evaluate it, print a comparison.
 
-        raise NotImplementedComponentError("`sepkit run` is not implemented yet")
+        Each variant writes to OUTPUT_DIR/<variant>/: model.safetensors (best by validation),
+        train-state/ (for --resume), metrics.jsonl, validation.jsonl, recipe.resolved.toml,
+        training-curves.png and evaluation/. Ctrl-C saves the training state; --resume continues.
+        """
+        if device is not None and device not in ("auto", "cpu", "cuda", "mps"):
+            from ..errors import SepkitError
+
+            raise SepkitError(f"--device {device}: expected auto, cpu, cuda or mps")
+        from ..experiment import comparison_rows, run_experiment
+        from ..recipe import load_recipe
+
+        loaded = load_recipe(recipe, overrides)
+        out = output_dir or Path("runs") / loaded.base.name
+        outcomes = run_experiment(
+            loaded, out, variant=variant, device=device, resume=resume, overwrite=overwrite, evaluate=evaluate
+        )
+        rows = comparison_rows(outcomes)
+        if as_json:
+            typer.echo(json.dumps(rows, indent=2, default=str))
+            return
+        print_comparison(rows, outcomes)
+
+
+def print_comparison(rows: list[dict], outcomes: list) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="variants")
+    for column in ("variant", "epochs", "updates", "best epoch", "validation loss", "time (s)", "stopped by"):
+        table.add_column(column)
+    for row in rows:
+        loss = row["validation_loss"]
+        table.add_row(
+            row["variant"], str(row["epochs"]), str(row["updates"]), str(row["best_epoch"]),
+            "-" if loss is None else f"{loss:.5f}", f"{row['seconds']:.0f}", row["stopped_by"],
+        )
+    console = Console()
+    console.print(table)
+    evaluated = [o for o in outcomes if o.evaluation]
+    if evaluated:
+        from ..evaluation.tables import print_comparison as print_metrics
+
+        print_metrics({o.variant: o.evaluation for o in evaluated}, console=console)

@@ -1,0 +1,1 @@
+"""The generic N-source semi-supervised trainer (supervised + adversarial + additive penalty)."""

@@ -1,0 +1,65 @@
+"""PNG plots of training curves (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def plot_training_curves(metrics: list[dict[str, Any]], validation: list[dict[str, Any]], path: Path, *, title: str = "") -> None:
+    """Loss terms, critics' divergence estimates and validation, one panel each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [m for m in metrics if "event" not in m]
+    loss_keys = sorted({k for m in steps for k in m if k.startswith("loss.") and k.count(".") == 1})
+    divergence_keys = sorted({k for m in steps for k in m if k.startswith("divergence.")})
+    panels = 1 + bool(divergence_keys) + bool(validation)
+    fig, axes = plt.subplots(panels, 1, figsize=(8, 3 * panels), squeeze=False)
+    axes = axes[:, 0]
+    x = [m["step"] for m in steps]
+    ax = axes[0]
+    for key in loss_keys:
+        ax.plot(x, [m.get(key) for m in steps], label=key.removeprefix("loss."))
+    ax.set_yscale("log" if all((m.get(k) or 1) > 0 for m in steps for k in loss_keys) else "linear")
+    ax.set_ylabel("separator loss terms")
+    ax.legend(fontsize=8)
+    index = 1
+    if divergence_keys:
+        ax = axes[index]
+        index += 1
+        for key in divergence_keys:
+            ax.plot(x, [m.get(key) for m in steps], label=key.removeprefix("divergence."))
+        ax.set_ylabel("divergence estimate")
+        ax.legend(fontsize=8)
+    if validation:
+        ax = axes[index]
+        vx = [v["step"] for v in validation if "loss" in v]
+        ax.plot(vx, [v["loss"] for v in validation if "loss" in v], "o-", label="validation loss")
+        ax.set_ylabel("validation loss")
+        twin = ax.twinx()
+        sources = sorted({s for v in validation for s in (v.get("sdr") or {})})
+        for source in sources:
+            twin.plot(vx, [(v.get("sdr") or {}).get(source) for v in validation if "loss" in v], "--", label=f"SDR {source}")
+        twin.set_ylabel("simple SDR (dB)")
+        lines = ax.get_legend_handles_labels()
+        more = twin.get_legend_handles_labels()
+        ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8)
+    axes[-1].set_xlabel("separator updates")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".curves.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=100)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
