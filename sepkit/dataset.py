@@ -3,7 +3,7 @@
 A dataset lists tracks; it does not decode audio. Each :class:`Track` names, for every stem it
 provides, the file (and optionally the channel) that holds it. Stems a layout does not store are
 derived by the loader (accompaniment = mixture - vocals; mixture = sum of sources), see
-``sepkit.audio``.
+``sepkit.data.derive``; loading itself is ``sepkit.data.loading.load_tracks``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from .component import Component, ComponentConfig
+from .errors import SepkitError
 
 #: The roles a dataset can play in a recipe.
 Role = Literal["paired", "mixtures", "solo", "validation", "test"]
@@ -21,12 +22,21 @@ Role = Literal["paired", "mixtures", "solo", "validation", "test"]
 MIXTURE = "mixture"
 
 
+class DatasetError(SepkitError):
+    """A dataset that cannot be listed or loaded: missing root, empty folder, unknown source..."""
+
+
 @dataclass(frozen=True)
 class StemFile:
-    """One stem on disk: a file, and the channel of it to read (``None``: all channels)."""
+    """One stem on disk: a file, and the channel of it to read (``None``: all channels).
+
+    ``gain`` scales the file before the files of one stem are summed: a layout whose accompaniment
+    is "mixture minus vocals" lists ``(StemFile(mix), StemFile(vocals, gain=-1.0))``.
+    """
 
     path: Path
     channel: int | None = None
+    gain: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -34,7 +44,8 @@ class Track:
     """One item of a dataset: a name, the subset it belongs to, and its stems on disk.
 
     ``stems`` maps ``"mixture"`` and/or source names to files (a list of files is summed, as for
-    MedleyDB's several vocal stems).
+    MedleyDB's several vocal stems). An empty tuple is a stem known to be silent (an instrumental
+    track's vocals): it is zeros as long as the track's other stems.
     """
 
     name: str

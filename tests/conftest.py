@@ -57,7 +57,7 @@ def minimal_recipe(**overrides: str) -> str:
         "head": 'name = "tiny"\nsources = ["accompaniment", "vocals"]\n',
         "audio": "[audio]\nsample_rate = 8000\nchannels = 1\n",
         "representation": '[representation]\ntype = "magnitude-stft"\nn_fft = 256\nhop_length = 128\n',
-        "separator": '[separator]\ntype = "unet"\ndepth = 2\nbase_filters = 4\ninput_frames = 60\n',
+        "separator": '[separator]\ntype = "unet"\ndepth = 2\nbase_filters = 4\ninput_frames = 62\n',
         "training": "[training]\nbatch_size = 4\nearly_stopping = false\n",
         "data": '[[data.paired]]\ntype = "stems"\nroot = "data/train"\n',
     }

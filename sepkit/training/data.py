@@ -42,20 +42,13 @@ class TrainingData:
         return {k: v for k, v in out.items() if v is not None}
 
 
-def _load(recipe: Recipe, role: str, stems: list[str], source: str | None = None, cache_dir: Path | None = None):
-    from ..data.loading import load_tracks
+def _load(recipe: Recipe, role: str, source: str | None = None, cache_dir: Path | None = None, progress: bool = False):
+    """Decode a role's tracks (once per run, cached on disk); an empty role is an error."""
+    from ..data import load_role
 
-    datasets = build_datasets(recipe, role, source)  # type: ignore[arg-type]
-    if not datasets:
-        return []
-    result = load_tracks(
-        datasets,
-        stems=stems,
-        sample_rate=recipe.audio.sample_rate,
-        channels=recipe.audio.channels,
-        clip=recipe.audio.clip,
-        cache_dir=cache_dir,
-    )
+    result = load_role(recipe, role, source, cache_dir=cache_dir, progress=progress)  # type: ignore[arg-type]
+    for path, reason in result.failed:
+        print(f"warning: skipped {path}: {reason}")
     if not result.tracks:
         where = f"data.{role}" + (f".{source}" if source else "")
         raise SepkitError(f"{where}: no usable tracks")
@@ -69,6 +62,7 @@ def prepare_data(
     device: torch.device,
     *,
     cache_dir: Path | None = None,
+    progress: bool = False,
 ) -> TrainingData:
     """Decode, resample and encode every file once; keep features on the device."""
     from ..data.sampler import ExcerptSampler
@@ -79,23 +73,22 @@ def prepare_data(
     data = TrainingData()
 
     def sampler(tracks, role_seed: int, augment: bool):
-        return ExcerptSampler(
-            [t.audio for t in tracks], representation, window,
-            device=device, seed=role_seed, loudness=loudness if augment else None,
+        return ExcerptSampler.from_loaded(
+            tracks, representation, window, device=device, seed=role_seed, loudness=loudness if augment else None
         )
 
     if recipe.data.paired:
-        tracks = _load(recipe, "paired", ["mixture", *sources], cache_dir=cache_dir)
+        tracks = _load(recipe, "paired", cache_dir=cache_dir, progress=progress)
         data.paired = sampler(tracks, seed * 1000 + SEED_OFFSETS["paired"], augment=False)
     if recipe.uses_unpaired:
-        tracks = _load(recipe, "mixtures", ["mixture"], cache_dir=cache_dir)
+        tracks = _load(recipe, "mixtures", cache_dir=cache_dir, progress=progress)
         data.mixtures = sampler(tracks, seed * 1000 + SEED_OFFSETS["mixtures"], augment=True)
-        for index, source in enumerate(recipe.critics):
-            tracks = _load(recipe, "solo", [source], source=source, cache_dir=cache_dir)
+        for source in recipe.critics:
+            tracks = _load(recipe, "solo", source, cache_dir=cache_dir, progress=progress)
             offset = SEED_OFFSETS["solo"] + 10 * (sources.index(source) + 1)
             data.solo[source] = sampler(tracks, seed * 1000 + offset, augment=True)
     if recipe.data.validation:
-        for track in _load(recipe, "validation", ["mixture", *sources], cache_dir=cache_dir):
+        for track in _load(recipe, "validation", cache_dir=cache_dir, progress=progress):
             audio = torch.as_tensor(track.audio, device=device)
             features, context = representation.encode(audio[:1])  # [1, C, F, T]
             targets, _ = representation.encode(audio[1:])  # [N, C, F, T]

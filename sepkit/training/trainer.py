@@ -90,7 +90,7 @@ class Trainer:
         }
         self.source_index = {s: i for i, s in enumerate(recipe.sources)}
         self.data = data if data is not None else prepare_data(
-            recipe, self.representation, self.window, self.device, cache_dir=cache_dir
+            recipe, self.representation, self.window, self.device, cache_dir=cache_dir, progress=progress
         )
         if self.data.paired is None and not self.critics:
             raise SepkitError("nothing to train on: no paired data and no critics")
