@@ -13,7 +13,11 @@ def resolved_dict(recipe: Recipe) -> dict[str, Any]:
     """The recipe with each component table expanded to its full validated config (no variants)."""
 
     def spec(s: ComponentSpec) -> dict[str, Any]:
-        return {"type": s.type, **s.config.model_dump(mode="json")}
+        values = s.config.model_dump(mode="json")
+        fields = type(s.config).model_fields
+        # None whose default is None is left out (TOML has no null); other Nones are written false.
+        values = {k: v for k, v in values.items() if not (v is None and fields[k].default is None)}
+        return {"type": s.type, **values}
 
     data = recipe.model_dump(mode="json", exclude={"variants", "representation", "separator", "critics", "divergence", "data"})
     data["representation"] = spec(recipe.representation)
