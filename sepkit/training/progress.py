@@ -46,8 +46,10 @@ class TrainingProgress:
 
     def update(self, completed: int, metrics: dict[str, float], critic_steps: int) -> None:
         status = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+        if critic_steps:
+            status = f"critic steps {critic_steps}  {status}"
         if self._progress is not None and self._task is not None:
-            self._progress.update(self._task, completed=completed, status=f"critic steps {critic_steps}  {status}")
+            self._progress.update(self._task, completed=completed, status=status)
             return
         now = time.perf_counter()
         if self.enabled and (now - self._last_line > 10 or completed == self.total):
@@ -56,7 +58,7 @@ class TrainingProgress:
             eta = (self.total - completed) / rate if rate > 0 else float("nan")
             print(
                 f"[{self.variant}] epoch {self._epoch} update {completed}/{self.total} "
-                f"critic steps {critic_steps} {status} ({rate:.2f} updates/s, {eta:.0f} s left)",
+                f"{status} ({rate:.2f} updates/s, {eta:.0f} s left)",
                 file=self.stream, flush=True,
             )
 
