@@ -248,7 +248,7 @@ def load_model(path: str | os.PathLike[str], *, device: "str | torch.device" = "
     from safetensors.torch import load_file
 
     from .build import build_representation, build_separator
-    from .separation.device import resolve_device
+    from .device import resolve_device
 
     path = Path(path)
     target = resolve_device(device)  # an unavailable device fails before any work
@@ -344,7 +344,7 @@ class Model:
         """
         import torch
 
-        from .separation.device import resolve_device
+        from .device import resolve_device
 
         device = resolve_device(device)
         self.separator.to(device)

@@ -28,7 +28,7 @@ from ..build import build_critics, build_divergence, build_representation, build
 from ..errors import SepkitError
 from ..recipe.schema import Recipe
 from .data import TrainingData, prepare_data
-from .device import resolve_device
+from ..device import resolve_device
 from .journal import Journal
 from .losses import additive_penalty, supervised_loss
 from .progress import TrainingProgress

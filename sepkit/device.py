@@ -1,10 +1,10 @@
-"""Choosing the torch device from a user's ``auto|cpu|cuda|mps`` (or ``cuda:1``)."""
+"""Choosing the torch device from a user's ``auto|cpu|cuda|mps`` (or ``cuda:1``), for training and separation."""
 
 from __future__ import annotations
 
 import torch
 
-from ..errors import SepkitError
+from .errors import SepkitError
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
