@@ -227,15 +227,15 @@ class UNet(Separator):
         self.check_input(mixture)
         batch = mixture.shape[0]
         padded = F.pad(mixture, (0, 0, self.pad_below, self.pad_above))
-        x = F.relu(self.first(padded))
+        x = F.relu(self.first(padded), inplace=True)  # in place: conv outputs are not needed for backward
         skips = []
         for conv in self.down:
             skips.append(x)
-            x = F.relu(conv(F.max_pool2d(x, 2)))
+            x = F.relu(conv(F.max_pool2d(x, 2)), inplace=True)
         for upsample, conv, skip in zip(self.upsample, self.up, reversed(skips)):
-            x = F.relu(upsample(x))
+            x = F.relu(upsample(x), inplace=True)
             x = torch.cat([centre_crop(skip, x.shape[-2], x.shape[-1]), x], dim=1)
-            x = F.relu(conv(x))
+            x = F.relu(conv(x), inplace=True)
         x = torch.cat([x, centre_crop(padded, x.shape[-2], x.shape[-1])], dim=1)
-        sources = F.relu(self.output(x))[:, :, : self.num_bins]  # drop the padded top bins
+        sources = F.relu(self.output(x), inplace=True)[:, :, : self.num_bins]  # drop the padded top bins
         return sources.reshape(batch, self.num_sources, self.num_channels, self.num_bins, -1)
