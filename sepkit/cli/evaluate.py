@@ -1,14 +1,196 @@
-"""`sepkit evaluate` (not implemented yet: see the open issues)."""
+"""``sepkit evaluate``: separate test tracks with a model, score them, print tables; or compare
+several evaluations side by side (``--compare``).
+
+Torch, the model and the metrics are imported inside the command so that ``sepkit --help`` stays fast.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
 import typer
+
+HELP = "\n\n".join([
+    "Separate every test track with a model and score it (BSS Eval).",
+    "The test sets are the recipe's \\[\\[data.test]] tables, or each --dataset TYPE:ROOT (a registered dataset "
+    "type, see `sepkit plugins`, and its root folder), e.g. "
+    "`sepkit evaluate --model model.safetensors --dataset stems:path/to/test`.",
+    "Protocols: `paper` (whole-track bss_eval_sources at the model rate in mono, all sources at once, plus NSDR) and "
+    "`bsseval-v4` (museval's framewise BSS Eval v4, median over 1 s windows). Results go to DIR/<track>.json and "
+    "DIR/summary.json; a rerun skips tracks already scored. Scores come from the fast torch path (equal to museval, "
+    "see docs/evaluation.md) unless --museval is given.",
+    "`sepkit evaluate --compare DIR DIR ...` prints evaluations side by side, e.g. the variants of a run.",
+])
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("evaluate", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-    def evaluate() -> None:
-        """Not implemented yet."""
-        from ..errors import NotImplementedComponentError
+    @app.command("evaluate", help=HELP)
+    def evaluate(
+        targets: Optional[list[str]] = typer.Argument(
+            None, metavar="RECIPE.toml | DIR...", help="The recipe whose test sets to use; with --compare, evaluation folders."
+        ),
+        model_path: Optional[Path] = typer.Option(None, "--model", "-m", metavar="PATH", help="Model file (.safetensors)."),
+        datasets: list[str] = typer.Option(
+            [], "--dataset", "-d", metavar="TYPE:ROOT", help="A test set instead of a recipe, e.g. stems:data/test (repeatable)."
+        ),
+        variant: Optional[str] = typer.Option(None, "--variant", metavar="NAME", help="The recipe variant whose settings to use."),
+        protocol: Optional[str] = typer.Option(
+            None, "--protocol", metavar="paper|bsseval-v4", help="Scoring protocol (default: the recipe's, else paper)."
+        ),
+        out_dir: Optional[Path] = typer.Option(
+            None, "--output", "-o", metavar="DIR", help="Where results go (default: <model folder>/evaluation)."
+        ),
+        jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Tracks scored in parallel (worker processes)."),
+        save_estimates: bool = typer.Option(
+            False, "--save-estimates", help="Also write DIR/<track>/<source>-reference.wav and -estimate.wav as scored."
+        ),
+        fast: bool = typer.Option(True, "--fast/--museval", help="Score with the fast torch path or with museval itself."),
+        device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help="Where separation and scoring run."),
+        overlap: Optional[float] = typer.Option(
+            None, "--overlap", metavar="F", help="Window overlap when separating (default: the recipe's, 0 for the paper)."
+        ),
+        compare: bool = typer.Option(False, "--compare", help="Print the evaluations in DIR... side by side."),
+        statistic: str = typer.Option("mean", "--statistic", metavar="mean|median", help="With --compare: which statistic."),
+        as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON instead of tables."),
+    ) -> None:
+        if compare:
+            run_compare(targets or [], statistic=statistic, as_json=as_json)
+            return
+        run_evaluate(
+            targets or [], model_path=model_path, datasets=datasets, variant=variant, protocol=protocol, out_dir=out_dir,
+            jobs=jobs, save_estimates=save_estimates, fast=fast, device=device, overlap=overlap, as_json=as_json,
+        )
 
-        raise NotImplementedComponentError("`sepkit evaluate` is not implemented yet")
+
+def run_compare(folders: list[str], *, statistic: str, as_json: bool) -> None:
+    from rich.console import Console
+
+    from ..evaluation.tables import compare
+
+    if not folders:
+        from ..errors import SepkitError
+
+        raise SepkitError("--compare needs evaluation folders, e.g. sepkit evaluate --compare runs/x/a/evaluation runs/x/b/evaluation")
+    console = Console(file=sys.stderr) if as_json else Console()
+    summaries = compare(folders, statistic=statistic, console=console)
+    if as_json:
+        typer.echo(json.dumps(_json_ready(summaries), indent=2))
+
+
+def run_evaluate(
+    targets: list[str],
+    *,
+    model_path: Path | None,
+    datasets: list[str],
+    variant: str | None,
+    protocol: str | None,
+    out_dir: Path | None,
+    jobs: int,
+    save_estimates: bool,
+    fast: bool,
+    device: str,
+    overlap: float | None,
+    as_json: bool,
+) -> None:
+    from rich.console import Console
+
+    from ..errors import SepkitError
+    from ..evaluation.protocols import PROTOCOLS
+
+    if model_path is None:
+        raise SepkitError("--model PATH is required (the model file to evaluate)")
+    if len(targets) > 1:
+        raise SepkitError(f"expected one recipe, got {len(targets)} arguments ({' '.join(targets)}); did you mean --compare?")
+    recipe_path = Path(targets[0]) if targets else None
+    if recipe_path is None and not datasets:
+        raise SepkitError("give a recipe (its [[data.test]] sets are used) or --dataset TYPE:ROOT")
+    if recipe_path is not None and datasets:
+        raise SepkitError("give either a recipe or --dataset, not both")
+    if protocol is not None and protocol not in PROTOCOLS:
+        raise SepkitError(f"--protocol {protocol}: expected one of {', '.join(PROTOCOLS)}")
+    if overlap is not None and not 0.0 <= overlap < 1.0:
+        raise SepkitError(f"--overlap {overlap}: expected a fraction in [0, 1)")
+
+    from ..model import load_model
+
+    recipe = _recipe(recipe_path, variant) if recipe_path is not None else None
+    specs = [_dataset_spec(spec) for spec in datasets]  # checked before the model is loaded
+    model = load_model(model_path, device=device)
+    settings = (recipe or model.recipe).evaluation
+    chosen = protocol or settings.protocol
+    test_sets = _test_sets(recipe, specs, model.sources)
+    if out_dir is None:
+        out_dir = model_path.parent / ("evaluation" if chosen == model.recipe.evaluation.protocol else f"evaluation-{chosen}")
+    console = Console(stderr=True) if as_json else Console()
+    from ..evaluation.runner import evaluate_datasets
+
+    summary = evaluate_datasets(
+        model,
+        test_sets,
+        out_dir,
+        protocol=chosen,
+        jobs=jobs,
+        progress=True,
+        fast=fast,
+        save_estimates=save_estimates,
+        device=device,
+        clip=bool((recipe or model.recipe).audio.clip),
+        separate_options={"overlap": settings.overlap if overlap is None else overlap, "batch_size": settings.batch_size},
+        console=console,
+    )
+    console.print(f"results: {out_dir}", highlight=False)
+    if as_json:
+        typer.echo(json.dumps(_json_ready(summary), indent=2))
+    if summary.get("failed"):
+        raise typer.Exit(1)
+
+
+def _recipe(path: Path, variant: str | None) -> Any:
+    from ..recipe import load_recipe
+
+    loaded = load_recipe(path, check_data=False)  # evaluating needs test sets only
+    if variant is None:
+        return loaded.base
+    return next(iter(loaded.select(variant).values()))
+
+
+def _dataset_spec(spec: str) -> tuple[type, Any]:
+    """``TYPE:ROOT`` -> the registered dataset class and its config (validated by the type's Config)."""
+    from pydantic import ValidationError
+
+    from ..errors import SepkitError
+    from ..plugins import registry
+    from ..recipe.load import format_validation_error
+
+    kind, sep, root = spec.partition(":")
+    if not sep or not kind or not root:
+        raise SepkitError(f"--dataset {spec!r}: expected TYPE:ROOT, e.g. stems:path/to/test")
+    cls = registry("dataset").get(kind).cls
+    try:
+        config = cls.parse_config({"root": str(Path(root).expanduser().resolve())})
+    except ValidationError as exc:
+        raise SepkitError(f"--dataset {spec}: {format_validation_error(exc)}") from None
+    return cls, config
+
+
+def _test_sets(recipe: Any, specs: list[tuple[type, Any]], sources: list[str]) -> list[Any]:
+    """The recipe's [[data.test]] sets, or one dataset per --dataset."""
+    from ..errors import SepkitError
+
+    if recipe is not None:
+        from ..build import build_datasets
+
+        built = build_datasets(recipe, "test")
+        if not built:
+            raise SepkitError("the recipe has no [[data.test]] sets; add some or use --dataset TYPE:ROOT")
+        return built
+    return [cls(config, role="test", sources=list(sources)) for cls, config in specs]
+
+
+def _json_ready(data: Any) -> Any:
+    from ..evaluation.results import json_value
+
+    return json_value(data)
