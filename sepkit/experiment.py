@@ -125,6 +125,7 @@ def comparison_rows(outcomes: list[VariantOutcome]) -> list[dict[str, Any]]:
             "stopped_by": o.train.stopped_by,
         }
         if o.evaluation:
-            row["test"] = o.evaluation.get("overall", o.evaluation)
+            row["test"] = {"overall": o.evaluation["overall"]["mean"], "subsets": {
+                name: block["mean"] for name, block in o.evaluation["subsets"].items()}}
         rows.append(row)
     return rows

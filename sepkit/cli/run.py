@@ -66,6 +66,6 @@ def print_comparison(rows: list[dict], outcomes: list) -> None:
     console.print(table)
     evaluated = [o for o in outcomes if o.evaluation]
     if evaluated:
-        from ..evaluation.tables import print_comparison as print_metrics
+        from ..evaluation.tables import comparison_table
 
-        print_metrics({o.variant: o.evaluation for o in evaluated}, console=console)
+        console.print(comparison_table([o.evaluation for o in evaluated], [o.variant for o in evaluated]))

@@ -15,7 +15,6 @@ Without critics the second step is supervised only; without paired data it is un
 from __future__ import annotations
 
 import copy
-import math
 import signal
 import time
 from dataclasses import dataclass, field
@@ -234,6 +233,7 @@ class Trainer:
     @torch.inference_mode()
     def validate(self) -> dict[str, Any]:
         """Supervised loss over non-overlapping windows of every validation track, and a cheap SDR."""
+        from ..evaluation.bss_eval import simple_sdr
         from ..separation.windows import separate_features
 
         self.separator.eval()
@@ -248,7 +248,7 @@ class Trainer:
             total_loss += float(supervised_loss(estimates[None], track.targets[None])) * frames
             total_frames += frames
             waveforms = self.representation.decode(estimates[None], track.context, track.length)[0]
-            sdr = simple_sdr(track.references, waveforms)
+            sdr = simple_sdr(track.references.double(), waveforms.double(), dims=(-2, -1))
             finite = torch.isfinite(sdr)
             sdr_sum += torch.where(finite, sdr, torch.zeros_like(sdr)).cpu().double()
             sdr_count += finite.cpu().double()
@@ -476,14 +476,3 @@ class Trainer:
 class _Stop(Exception):
     pass
 
-
-def simple_sdr(references: torch.Tensor, estimates: torch.Tensor) -> torch.Tensor:
-    """SDR without distortion filters, per source: 10 log10(|s|^2 / |s - s_hat|^2) (``[N, C, L]``).
-
-    A cheap number for training curves, not BSS Eval's SDR.
-    """
-    references = references.double().flatten(1)
-    estimates = estimates.double().flatten(1)
-    signal_power = references.pow(2).sum(-1)
-    error = (references - estimates).pow(2).sum(-1)
-    return 10 * torch.log10(signal_power / error.clamp(min=1e-12)).where(signal_power > 0, torch.tensor(math.nan, dtype=torch.float64))
