@@ -18,6 +18,7 @@ import torch
 
 from ..critic import Critic
 from .separator import module_device, expect_shape_error
+from .common import check_independent_examples
 
 
 def build_critic(
@@ -84,7 +85,7 @@ def check_critic(
 
     _check_parameter_gradients(model, lambda: model(features).mean(), name, "its mean score")
     _check_gradient_penalty(model, features, name)
-    _check_independent_examples(model, features, name)
+    check_independent_examples(model, features, name)
     _check_bad_inputs(model, features, name)
     return model
 
@@ -150,24 +151,6 @@ def _check_gradient_penalty(model: Critic, features: torch.Tensor, name: str) ->
         return ((norms - 1.0) ** 2).mean()
 
     _check_parameter_gradients(model, penalty, name, "a gradient penalty (double backward)", weights_only=True)
-
-
-def _check_independent_examples(model: Critic, features: torch.Tensor, name: str) -> None:
-    if features.shape[0] < 2:
-        return
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            batched = model(features)
-            alone = model(features[1:2])
-    finally:
-        model.train(was_training)
-    scale = float(batched.abs().max()) + 1e-6
-    assert torch.allclose(batched[1:2], alone, rtol=1e-4, atol=1e-5 * scale), (
-        f"{name} in eval mode scores example 1 differently alone than in a batch: "
-        "examples must not influence each other"
-    )
 
 
 def _check_bad_inputs(model: Critic, features: torch.Tensor, name: str) -> None:

@@ -18,6 +18,7 @@ import torch
 
 from ..errors import ShapeError
 from ..separator import Separator, Window
+from .common import check_independent_examples
 
 
 def build_separator(
@@ -100,7 +101,7 @@ def check_separator(
     assert torch.equal(mixture, untouched), f"{name}.forward modified its input in place"
 
     _check_gradients(model, output, name, generator)
-    _check_independent_examples(model, mixture, name)
+    check_independent_examples(model, mixture, name)
     _check_bad_inputs(model, mixture, name, nan_is_error)
     return model
 
@@ -149,24 +150,6 @@ def _check_gradients(
     if any(p.requires_grad for p in model.parameters()):
         assert total > 0.0, f"{name}: every parameter gradient is zero; the output does not depend on the weights"
     model.zero_grad(set_to_none=True)
-
-
-def _check_independent_examples(model: Separator, mixture: torch.Tensor, name: str) -> None:
-    if mixture.shape[0] < 2:
-        return
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            batched = model(mixture)
-            alone = model(mixture[1:2])
-    finally:
-        model.train(was_training)
-    scale = float(batched.abs().max()) + 1e-6
-    assert torch.allclose(batched[1:2], alone, rtol=1e-4, atol=1e-5 * scale), (
-        f"{name} in eval mode gives example 1 a different output alone than in a batch: "
-        "examples must not influence each other"
-    )
 
 
 def _check_bad_inputs(model: Separator, mixture: torch.Tensor, name: str, nan_is_error: bool) -> None:
