@@ -82,7 +82,9 @@ def run_experiment(
     overwrite: bool = False,
     evaluate: bool = True,
     progress: bool = True,
+    console: Any = None,
 ) -> list[VariantOutcome]:
+    """Train, then evaluate, every selected variant; tables go to ``console`` (stdout by default)."""
     from .training.trainer import STATE_FILE, Trainer
 
     outcomes: list[VariantOutcome] = []
@@ -98,18 +100,22 @@ def run_experiment(
             raise SepkitError(f"interrupted: training state saved in {out}; continue with --resume")
         summary = None
         if evaluate and recipe.data.test:
-            summary = evaluate_variant(recipe, out, progress=progress)
+            summary = evaluate_variant(recipe, out, device=device, progress=progress, console=console)
         outcomes.append(VariantOutcome(name, out, result, summary))
     return outcomes
 
 
-def evaluate_variant(recipe: Recipe, out: Path, *, progress: bool = True) -> dict[str, Any]:
+def evaluate_variant(
+    recipe: Recipe, out: Path, *, device: str | None = None, progress: bool = True, console: Any = None
+) -> dict[str, Any]:
     from .evaluation import evaluate_recipe
     from .model import load_model
     from .training.trainer import MODEL_FILE
 
     model = load_model(out / MODEL_FILE)
-    return evaluate_recipe(model, recipe, out / "evaluation", progress=progress)
+    return evaluate_recipe(
+        model, recipe, out / "evaluation", device=device or recipe.training.device, progress=progress, console=console
+    )
 
 
 def comparison_rows(outcomes: list[VariantOutcome]) -> list[dict[str, Any]]:

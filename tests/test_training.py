@@ -260,3 +260,19 @@ def test_run_cli_refuses_another_recipes_folder_and_resumes(tmp_path, tiny_data,
     assert resumed.exit_code != 0  # max_epochs is part of the recipe: another recipe
     resumed = run_cli("run", path, "--output-dir", out, "--variant", "baseline", "--no-evaluate", "--resume")
     assert resumed.exit_code == 0, resumed.stderr
+
+
+def test_offline_corpus_recipe_starts_and_trains_with_the_paper_networks(tmp_path, corpus):
+    """The paper's configuration on the offline corpus: a few real updates (CI-sized batches)."""
+    from tests.conftest import REPO
+
+    overrides = [f"paths.corpus={corpus}", "training.batch_size=2", "training.updates_per_epoch=2",
+                 "training.max_epochs=1", "training.critic_iterations=1", "training.device=\"cpu\""]
+    recipe = load_recipe(REPO / "recipes" / "offline_corpus.toml", overrides).variants["both-critics"]
+    trainer = make_trainer(recipe, tmp_path / "run")
+    assert trainer.window.input_frames == 158 and trainer.window.output_frames == 66
+    assert trainer.data.paired.num_tracks == 32 and trainer.data.mixtures.num_tracks == 26
+    assert len(trainer.data.validation) == 18
+    result = trainer.fit()
+    assert result.updates == 2 and result.best_validation is not None and np.isfinite(result.best_validation)
+    assert (tmp_path / "run" / "model.safetensors").exists()

@@ -39,8 +39,14 @@ def register(app: typer.Typer) -> None:
 
         loaded = load_recipe(recipe, overrides)
         out = output_dir or Path("runs") / loaded.base.name
+        console = None
+        if as_json:  # keep stdout for the JSON alone
+            from rich.console import Console
+
+            console = Console(stderr=True)
         outcomes = run_experiment(
-            loaded, out, variant=variant, device=device, resume=resume, overwrite=overwrite, evaluate=evaluate
+            loaded, out, variant=variant, device=device, resume=resume, overwrite=overwrite, evaluate=evaluate,
+            console=console,
         )
         rows = comparison_rows(outcomes)
         if as_json:

@@ -192,6 +192,7 @@ def evaluate_recipe(
     fast: bool = True,
     save_estimates: bool = False,
     device: str | None = None,
+    console: Any = None,
 ) -> dict[str, Any]:
     """Evaluate ``model`` on the recipe's ``[[data.test]]`` sets with the recipe's evaluation
     settings (protocol, window overlap, batch size); what ``sepkit run`` calls after each variant."""
@@ -212,6 +213,7 @@ def evaluate_recipe(
         device=device,
         clip=bool(recipe.audio.clip),
         separate_options={"overlap": recipe.evaluation.overlap, "batch_size": recipe.evaluation.batch_size},
+        console=console,
     )
 
 
