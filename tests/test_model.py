@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import pickle
 import zipfile
 from pathlib import Path
 
@@ -167,9 +165,8 @@ def test_stored_settings_rejected_by_the_installed_plugin(saved):
             load_model(saved)
 
 
-class _Exploit:
-    def __reduce__(self):
-        return (os.system, ("touch PWNED",))
+#: A protocol-0 pickle that, if anything ever unpickled it, would call builtins.open("PWNED", "w").
+EXPLOIT_PICKLE = b"cbuiltins\nopen\n(VPWNED\nVw\ntR."
 
 
 def bad_files(folder: Path) -> dict[str, tuple[Path, str]]:
@@ -177,7 +174,7 @@ def bad_files(folder: Path) -> dict[str, tuple[Path, str]]:
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
     pickled = folder / "model.safetensors"  # a pickle wearing the right extension
-    pickled.write_bytes(pickle.dumps(_Exploit()))
+    pickled.write_bytes(EXPLOIT_PICKLE)
     out["pickle"] = (pickled, "not a safetensors model file")
     torch_file = folder / "model.pt"
     torch.save({"weight": torch.zeros(3)}, torch_file)
