@@ -120,17 +120,17 @@ def test_loading_needs_no_training_plugins(saved):
 
 def test_missing_plugin_names_its_distribution(saved):
     recipe = json.loads(safe_open(str(saved), framework="pt").metadata()["recipe"])
-    recipe["separator"]["type"] = "wave-unet"
+    recipe["separator"]["type"] = "imaginary-net"
     rewrite_metadata(
         saved,
         recipe=json.dumps(recipe),
-        components=json.dumps({"separator": {"name": "wave-unet", "distribution": "sepkit-waveform", "version": "0.1.0"}}),
+        components=json.dumps({"separator": {"name": "imaginary-net", "distribution": "sepkit-imaginary-plugin", "version": "0.1.0"}}),
     )
     with use_plugins(separation_plugin):
         with pytest.raises(SepkitError) as error:
             load_model(saved)
     assert str(error.value).startswith(
-        "model needs separator 'wave-unet' from distribution 'sepkit-waveform' 0.1.0, which is not installed"
+        "model needs separator 'imaginary-net' from distribution 'sepkit-imaginary-plugin' 0.1.0, which is not installed"
     )
 
 
