@@ -400,7 +400,7 @@ def test_cli_evaluates_a_stem_folder_and_compares(run_cli, model_file, tmp_path)
 
 
 def test_cli_with_a_recipe_and_default_output(run_cli, model_file, tmp_path, write_recipe):
-    from conftest import minimal_recipe
+    from tests.conftest import minimal_recipe
 
     root = stem_folder(tmp_path / "songs", ["a1"])
     recipe = write_recipe(minimal_recipe(

@@ -116,9 +116,9 @@ def run_evaluate(
 
     from ..model import load_model
 
-    recipe = _recipe(recipe_path, variant) if recipe_path is not None else None
     specs = [_dataset_spec(spec) for spec in datasets]  # checked before the model is loaded
-    model = load_model(model_path, device=device)
+    model = load_model(model_path, device=device)  # first: a missing plugin is named by its distribution
+    recipe = _recipe(recipe_path, variant) if recipe_path is not None else None
     settings = (recipe or model.recipe).evaluation
     chosen = protocol or settings.protocol
     test_sets = _test_sets(recipe, specs, model.sources)
