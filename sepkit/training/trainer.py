@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -375,7 +376,12 @@ class Trainer:
         return stop
 
     def _request_stop(self, *_: Any) -> None:
+        """First Ctrl-C: finish the current update, save the state, stop. Second: stop at once
+        (the state of the last epoch end stays on disk)."""
+        if self._interrupted:
+            raise KeyboardInterrupt
         self._interrupted = True
+        print("\nstopping after this update to save the training state (Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
 
     def fit(self, *, resume: bool = False, stop_after_updates: int | None = None) -> TrainResult:
         """Train to the early-stopping end (or ``max_epochs``). ``stop_after_updates`` simulates a kill
