@@ -25,15 +25,13 @@ def tiny_settings() -> list[str]:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """Both variants of the demo recipe, trained and evaluated at a tiny size (a few seconds)."""
-    from sepkit.cli.main import main
+    from sepkit.testing.cli import invoke
 
     out = tmp_path_factory.mktemp("runs")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SEPKIT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "sepkit-cache"))
-        try:
-            main(["run", str(RECIPE), "--output-dir", str(out), "--device", "cpu", "--json", *tiny_settings()])
-        except SystemExit as exit:
-            assert not exit.code, f"sepkit run failed with exit code {exit.code}"
+        result = invoke("run", RECIPE, "--output-dir", out, "--device", "cpu", "--json", *tiny_settings())
+    assert result.exit_code == 0, f"sepkit run failed: {result.stderr}"
     return out
 
 

@@ -8,10 +8,11 @@ shadow each other. Test modules import the fixtures they use (``isolated_cache``
 from __future__ import annotations
 
 import importlib.metadata
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from sepkit.testing.cli import invoke
 
 EXAMPLE = Path(__file__).resolve().parent.parent
 RECIPE = EXAMPLE / "recipes" / "waveform_demo.toml"
@@ -44,29 +45,10 @@ needs_install = pytest.mark.skipif(
 )
 
 
-@dataclass
-class CliResult:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-
 @pytest.fixture
-def sepkit_cli(capsys):
+def sepkit_cli():
     """Run ``sepkit ARGS...`` in this process (the console script's own entry point)."""
-    from sepkit.cli.main import main
-
-    def run(*args: object) -> CliResult:
-        capsys.readouterr()
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        out, err = capsys.readouterr()
-        return CliResult(code, out, err)
-
-    return run
+    return invoke
 
 
 @pytest.fixture(autouse=True)
