@@ -73,11 +73,14 @@ def make_song(path: Path, minutes: float, seed: int = 0) -> Path:
     return path
 
 
-def run_separate(song: Path, model: Path, out: Path, *, overlap: float, channel_mode: str, device: str) -> dict:
+def run_separate(
+    song: Path, model: Path, out: Path, *, overlap: float, channel_mode: str, device: str, precision: str = "auto"
+) -> dict:
     """One fresh `sepkit separate` process: wall time, its JSON report and its peak RSS (MiB)."""
     command = [
         sys.executable, "-m", "sepkit.cli.main", "separate", str(song), "--model", str(model), "-o", str(out),
         "--overwrite", "--json", "--overlap", str(overlap), "--channel-mode", channel_mode, "--device", device,
+        "--precision", precision,
     ]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
@@ -121,6 +124,7 @@ def main() -> None:
     parser.add_argument("--overlaps", default="0,0.25", help="Comma-separated overlaps to time.")
     parser.add_argument("--channel-modes", default="per-channel,downmix", help="Comma-separated channel modes to time.")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto.")
+    parser.add_argument("--precisions", default="fp32,auto", help="Comma-separated --precision values to time (auto: the command's default).")
     parser.add_argument("--skip-memory", action="store_true", help="Do not run the long file.")
     parser.add_argument("--workdir", type=Path, help="Keep the generated files here (default: a temporary folder).")
     parser.add_argument("--json", action="store_true", help="Print the results as JSON.")
@@ -142,14 +146,18 @@ def main() -> None:
 
         results["torch"] = torch.__version__
         run_separate(song, model, out, overlap=0.0, channel_mode="downmix", device=args.device)  # warm the disk cache
-        for channel_mode in args.channel_modes.split(","):
-            for overlap in (float(x) for x in args.overlaps.split(",")):
-                runs = [run_separate(song, model, out, overlap=overlap, channel_mode=channel_mode, device=args.device)
-                        for _ in range(args.runs)]
+        from sepkit.separation.precision import resolve_precision
+
+        settings = [(p, c, o) for p in args.precisions.split(",") for c in args.channel_modes.split(",")
+                    for o in (float(x) for x in args.overlaps.split(","))]
+        for precision, channel_mode, overlap in settings:
+                runs = [run_separate(song, model, out, overlap=overlap, channel_mode=channel_mode, device=args.device,
+                                     precision=precision) for _ in range(args.runs)]
                 wall = statistics.median(r["wall_s"] for r in runs)
                 file_s = statistics.median(r["file_s"] for r in runs)
                 duration = runs[0]["duration_s"]
                 row = {
+                    "precision": f"{precision} ({resolve_precision(precision, args.device if args.device != 'auto' else 'cpu')})",
                     "channel_mode": channel_mode, "overlap": overlap, "audio_s": duration,
                     "command_s": round(wall, 2), "rtf_command": round(duration / wall, 1),
                     "file_s": round(file_s, 2), "rtf_file": round(duration / file_s, 1),
@@ -157,7 +165,7 @@ def main() -> None:
                 }
                 results["speed"].append(row)
                 if not args.json:
-                    print(f"{channel_mode:12s} overlap {overlap:<5} command {wall:6.2f} s ({duration / wall:5.1f}x)  "
+                    print(f"{row['precision']:12s} {channel_mode:12s} overlap {overlap:<5} command {wall:6.2f} s ({duration / wall:5.1f}x)  "
                           f"file only {file_s:6.2f} s ({duration / file_s:5.1f}x)  runs {row['runs']}", flush=True)
         if not args.skip_memory:
             long_song = make_song(work / "long.wav", args.long_minutes, seed=1)

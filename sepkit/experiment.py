@@ -18,12 +18,57 @@ from .recipe.schema import Recipe
 RESOLVED = "recipe.resolved.toml"
 
 
+SEED_FOLDER = "seed-{}"
+
+
 @dataclass
 class VariantOutcome:
     variant: str
     output_dir: Path
     train: Any  # TrainResult
     evaluation: dict[str, Any] | None
+    seed: int | None = None
+
+
+def with_seed(recipe: Recipe, seed: int) -> Recipe:
+    """The same recipe with another ``training.seed`` (component configs kept as validated)."""
+    return recipe.model_copy(update={"training": recipe.training.model_copy(update={"seed": int(seed)})})
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` or ``"0-2"`` -> ``[0, 1, 2]``; a clear error for anything else."""
+    seeds: list[int] = []
+    usage = f"--seeds {text!r}: expected distinct non-negative integers such as 0,1,2 or a range such as 0-4"
+    try:
+        for part in (p.strip() for p in text.split(",")):
+            first, dash, last = part.partition("-")
+            if dash and first:
+                if int(last) < int(first):
+                    raise SepkitError(f"--seeds {text!r}: the range {part} is reversed (write {last}-{first})")
+                seeds.extend(range(int(first), int(last) + 1))
+            else:
+                seeds.append(int(part))
+    except ValueError:
+        raise SepkitError(usage) from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise SepkitError(usage)
+    return seeds
+
+
+def plan_runs(
+    loaded: LoadedRecipe, output_dir: Path, *, variant: str | None = None, seeds: list[int] | None = None
+) -> list[tuple[str, int | None, Recipe, Path]]:
+    """(variant, seed, recipe, folder) of every run, seed-major so that a complete comparison of
+    the variants exists as early as possible. Without seeds: ``OUTPUT_DIR/<variant>`` with the
+    recipe's own seed; with seeds: ``OUTPUT_DIR/<variant>/seed-<n>``."""
+    selected = loaded.select(variant)
+    if not seeds:
+        return [(name, None, recipe, output_dir / name) for name, recipe in selected.items()]
+    return [
+        (name, seed, with_seed(recipe, seed), output_dir / name / SEED_FOLDER.format(seed))
+        for seed in seeds
+        for name, recipe in selected.items()
+    ]
 
 
 def _comparable(recipe_data: dict[str, Any]) -> dict[str, Any]:
@@ -62,10 +107,10 @@ def prepare_output(out: Path, recipe: Recipe, *, resume: bool, overwrite: bool) 
     elif overwrite and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(resolved_path, dumps_toml(current))
+    write_atomic(resolved_path, dumps_toml(current))
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
@@ -77,6 +122,7 @@ def run_experiment(
     output_dir: Path,
     *,
     variant: str | None = None,
+    seeds: list[int] | None = None,
     device: str | None = None,
     resume: bool = False,
     overwrite: bool = False,
@@ -84,16 +130,23 @@ def run_experiment(
     progress: bool = True,
     console: Any = None,
 ) -> list[VariantOutcome]:
-    """Train, then evaluate, every selected variant; tables go to ``console`` (stdout by default)."""
+    """Train, then evaluate, every selected variant (once per seed); tables go to ``console``."""
     from .training.trainer import STATE_FILE, Trainer
 
     outcomes: list[VariantOutcome] = []
-    selected = loaded.select(variant)
-    for name, recipe in selected.items():  # validate every folder before training anything
-        prepare_output(output_dir / name, recipe, resume=resume, overwrite=overwrite)
-    for name, recipe in selected.items():
-        out = output_dir / name
-        trainer = Trainer(recipe, out, variant=name, device=device, progress=progress)
+    runs = plan_runs(loaded, output_dir, variant=variant, seeds=seeds)
+    if seeds and not overwrite:
+        for name in dict.fromkeys(name for name, *_ in runs):
+            if (output_dir / name / RESOLVED).exists():
+                raise SepkitError(
+                    f"{output_dir / name} holds a run without --seeds; its seed runs would be mixed with it: "
+                    "use another --output-dir"
+                )
+    for _, _, recipe, out in runs:  # validate every folder before training anything
+        prepare_output(out, recipe, resume=resume, overwrite=overwrite)
+    for name, seed, recipe, out in runs:
+        label = name if seed is None else f"{name}/{SEED_FOLDER.format(seed)}"
+        trainer = Trainer(recipe, out, variant=label, device=device, progress=progress)
         can_resume = resume and (out / STATE_FILE).exists()
         result = trainer.fit(resume=can_resume)
         if result.stopped_by == "interrupted":
@@ -101,7 +154,7 @@ def run_experiment(
         summary = None
         if evaluate and recipe.data.test:
             summary = evaluate_variant(recipe, out, device=device, progress=progress, console=console)
-        outcomes.append(VariantOutcome(name, out, result, summary))
+        outcomes.append(VariantOutcome(name, out, result, summary, seed))
     return outcomes
 
 
@@ -123,6 +176,7 @@ def comparison_rows(outcomes: list[VariantOutcome]) -> list[dict[str, Any]]:
     for o in outcomes:
         row: dict[str, Any] = {
             "variant": o.variant,
+            "seed": o.seed,
             "epochs": o.train.epochs,
             "updates": o.train.updates,
             "best_epoch": o.train.best_epoch,

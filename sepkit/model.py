@@ -362,8 +362,10 @@ class Model:
         wiener: bool = False,
         channel_mode: str | None = None,
         chunk_seconds: float | None = None,
+        precision: str | None = None,
     ) -> "EngineOptions":
         """Engine options with this model's defaults filled in (batch size from the recipe's evaluation)."""
+        from .separation.defaults import DEFAULT_PRECISION
         from .separation.engine import DEFAULT_CHUNK_SECONDS, EngineOptions
         from .separation.windows import DEFAULT_OVERLAP
 
@@ -373,6 +375,7 @@ class Model:
             wiener=wiener,
             channel_mode=channel_mode or self.channel_mode,  # type: ignore[arg-type]
             chunk_seconds=chunk_seconds or DEFAULT_CHUNK_SECONDS,
+            precision=precision or DEFAULT_PRECISION,
         )
 
     def pipeline_spec(self) -> "PipelineSpec":
@@ -398,6 +401,7 @@ class Model:
         wiener: bool = False,
         channel_mode: str | None = None,
         chunk_seconds: float | None = None,
+        precision: str | None = None,
     ) -> dict[str, "np.ndarray"]:
         """``[C, L]`` (or ``[L]``) audio at ``sample_rate`` -> ``{source: float32 [C, L]}`` (or ``[L]``)
         at the input's own rate and channel count.
@@ -445,7 +449,8 @@ class Model:
             channels=channels,
             sink=sink,
             options=self.options(
-                overlap=overlap, batch_size=batch_size, wiener=wiener, channel_mode=channel_mode, chunk_seconds=chunk_seconds
+                overlap=overlap, batch_size=batch_size, wiener=wiener, channel_mode=channel_mode,
+                chunk_seconds=chunk_seconds, precision=precision,
             ),
         )
         if audio.ndim == 1:

@@ -146,6 +146,25 @@ def test_variants_deep_merge_over_the_base(write_recipe):
         loaded.select("x")
 
 
+def test_a_variant_that_changes_a_component_type_replaces_its_table(write_recipe):
+    text = minimal_recipe() + (
+        '\n[[data.mixtures]]\ntype = "files"\nroot = "m"\n'
+        '[[data.solo.vocals]]\ntype = "files"\nroot = "v"\n'
+        '[divergence]\ntype = "wasserstein-gp"\ngradient_penalty = 5.0\n'
+        '[variants.wgan.critics.vocals]\ntype = "dcgan"\n'
+        '[variants.wgan-strict]\ndivergence.one_sided = false\n'
+        '[variants.wgan-strict.critics.vocals]\ntype = "dcgan"\n'
+        '[variants.js]\ndivergence.type = "js"\n'
+        '[variants.js.critics.vocals]\ntype = "dcgan"\n'
+    )
+    loaded = load_recipe(write_recipe(text))
+    wgan, strict, js = (loaded.variants[name] for name in ("wgan", "wgan-strict", "js"))
+    assert wgan.divergence.config.gradient_penalty == 5.0 and wgan.divergence.config.one_sided
+    assert strict.divergence.config.gradient_penalty == 5.0 and not strict.divergence.config.one_sided
+    assert js.divergence.type == "js"  # gradient_penalty not carried over (js has no such key)
+    assert not hasattr(js.divergence.config, "gradient_penalty")
+
+
 def test_paths_are_substituted_and_roots_resolved(write_recipe, tmp_path):
     text = minimal_recipe(head='name = "x"\nsources = ["accompaniment", "vocals"]\n[paths]\ncorpus = "corp"\n',
                           data='[[data.paired]]\ntype = "stems"\nroot = "${corpus}/train"\n')

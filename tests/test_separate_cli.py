@@ -82,17 +82,27 @@ def test_json_output_and_stems(run_cli, model_file, tmp_path):
     assert leftovers(out) == ["song", "song/vocals.wav"]
 
 
-def test_the_stems_match_the_library_api(run_cli, model_file, tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "auto"])
+def test_the_stems_match_the_library_api(run_cli, model_file, tmp_path, precision):
     from sepkit.model import load_model
 
     song = write(tmp_path / "song.wav", 1.0, 44100, 2, subtype="FLOAT")
     out = tmp_path / "out"
-    assert run_cli("separate", song, "-m", model_file, "-o", out, "--bit-depth", "32f").exit_code == 0
+    options = ["--precision", precision] if precision != "auto" else []  # auto: the command's default
+    assert run_cli("separate", song, "-m", model_file, "-o", out, "--bit-depth", "32f", *options).exit_code == 0
     audio, rate = sf.read(str(song), dtype="float32", always_2d=True)
-    expected = load_model(model_file).separate(audio.T, rate)
+    expected = load_model(model_file).separate(audio.T, rate, precision=precision)
     for source in ("accompaniment", "vocals"):
         written, _ = sf.read(str(out / "song" / f"{source}.wav"), dtype="float32", always_2d=True)
         np.testing.assert_allclose(written.T, expected[source], atol=1e-6)
+
+
+def test_a_bad_precision_is_one_line(run_cli, model_file, tmp_path):
+    song = write(tmp_path / "song.wav", 0.5, 44100, 1)
+    result = run_cli("separate", song, "-m", model_file, "-o", tmp_path / "out", "--precision", "fp16")
+    assert result.exit_code != 0
+    assert "--precision fp16: expected fp32, bf16 or auto" in result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(

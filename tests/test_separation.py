@@ -298,6 +298,22 @@ def test_bad_engine_options():
         EngineOptions(channel_mode="left")
     with pytest.raises(SepkitError, match="chunk_seconds"):
         EngineOptions(chunk_seconds=0)
+    with pytest.raises(SepkitError, match="precision must be one of auto, fp32, bf16, got 'fp16'"):
+        EngineOptions(precision="fp16")
+
+
+def test_precision_resolution(monkeypatch):
+    from sepkit.separation import precision as p
+
+    assert p.resolve_precision("fp32", "cpu") == "fp32"
+    assert p.resolve_precision("bf16", "cpu") == "bf16"
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert p.resolve_precision("auto", "cpu") == "bf16"
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert p.resolve_precision("auto", "cpu") == "fp32"
+    with pytest.raises(SepkitError, match="bf16 is supported on cpu and cuda, not on meta"):
+        p.resolve_precision("bf16", "meta")
+    assert p.resolve_precision("auto", "meta") == "fp32"
 
 
 def test_input_is_not_modified(plugins):
@@ -356,6 +372,26 @@ def test_builtin_stft_and_unet_stream_exactly(overlap):
             pieces.append(streamer.finish())
             chunked = np.concatenate([p for p in pieces if p is not None], axis=-1)
             np.testing.assert_allclose(chunked[0, :, 0], expected[0, :, 0], rtol=0, atol=1e-5)
+
+
+def test_bf16_separation_is_close_to_fp32_and_float32():
+    """bf16 runs only the separator in bf16: the output stays float32, within bf16 rounding of fp32,
+    and the model's weights are unchanged (only their memory layout may be)."""
+    with use_plugins(entry_points=True):
+        model = real_model()
+        weights = {k: v.clone() for k, v in model.separator.state_dict().items()}
+        mixture = noise(1, 8192 * 2, seed=11, scale=0.1)
+        exact = model.separate(mixture, 8192, precision="fp32")
+        fast = model.separate(mixture, 8192, precision="bf16")
+        for source in model.sources:
+            assert fast[source].dtype == np.float32
+            error = np.linalg.norm(fast[source] - exact[source]) / np.linalg.norm(exact[source])
+            assert 0 < error < 0.05  # bf16 has 8 mantissa bits: different, but close
+        for key, value in model.separator.state_dict().items():
+            torch.testing.assert_close(value, weights[key], rtol=0, atol=0)
+        again = model.separate(mixture, 8192, precision="fp32")  # channels-last weights: same fp32 result
+        for source in model.sources:
+            np.testing.assert_allclose(again[source], exact[source], rtol=0, atol=1e-6)
 
 
 def test_builtin_wiener_reconstructs_the_mixture():

@@ -52,6 +52,9 @@ def register(app: typer.Typer) -> None:
         overlap: Optional[float] = typer.Option(
             None, "--overlap", metavar="F", help="Window overlap when separating (default: the recipe's, 0 for the paper)."
         ),
+        precision: str = typer.Option(
+            "fp32", "--precision", metavar="fp32|bf16|auto", help="Separator arithmetic when separating (see `sepkit separate --help`)."
+        ),
         compare: bool = typer.Option(False, "--compare", help="Print the evaluations in DIR... side by side."),
         statistic: str = typer.Option("mean", "--statistic", metavar="mean|median", help="With --compare: which statistic."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON instead of tables."),
@@ -61,7 +64,7 @@ def register(app: typer.Typer) -> None:
             return
         run_evaluate(
             targets or [], model_path=model_path, datasets=datasets, variant=variant, protocol=protocol, out_dir=out_dir,
-            jobs=jobs, save_estimates=save_estimates, fast=fast, device=device, overlap=overlap, as_json=as_json,
+            jobs=jobs, save_estimates=save_estimates, fast=fast, device=device, overlap=overlap, as_json=as_json, precision=precision,
         )
 
 
@@ -94,6 +97,7 @@ def run_evaluate(
     device: str,
     overlap: float | None,
     as_json: bool,
+    precision: str = "fp32",
 ) -> None:
     from rich.console import Console
 
@@ -113,6 +117,8 @@ def run_evaluate(
         raise SepkitError(f"--protocol {protocol}: expected one of {', '.join(PROTOCOLS)}")
     if overlap is not None and not 0.0 <= overlap < 1.0:
         raise SepkitError(f"--overlap {overlap}: expected a fraction in [0, 1)")
+    if precision not in ("fp32", "bf16", "auto"):
+        raise SepkitError(f"--precision {precision}: expected fp32, bf16 or auto")
 
     from ..model import load_model
 
@@ -138,7 +144,9 @@ def run_evaluate(
         save_estimates=save_estimates,
         device=device,
         clip=bool((recipe or model.recipe).audio.clip),
-        separate_options={"overlap": settings.overlap if overlap is None else overlap, "batch_size": settings.batch_size},
+        separate_options={
+            "overlap": settings.overlap if overlap is None else overlap, "batch_size": settings.batch_size, "precision": precision,
+        },
         console=console,
     )
     console.print(f"results: {out_dir}", highlight=False)

@@ -18,6 +18,10 @@ def register(app: typer.Typer) -> None:
         ),
         device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or mps (default: the recipe's training.device)."),
         variant: Optional[str] = typer.Option(None, "--variant", help="Train only this variant."),
+        seeds: Optional[str] = typer.Option(
+            None, "--seeds", metavar="0,1,2", help="Train each variant once per seed (a list or a range such as 0-4), "
+            "into OUTPUT_DIR/<variant>/seed-<n>/; summarise with `sepkit report OUTPUT_DIR`.",
+        ),
         overrides: list[str] = typer.Option([], "--set", help="Override a recipe key, e.g. --set training.batch_size=16 (repeatable)."),
         resume: bool = typer.Option(False, "--resume", help="Continue a stopped run from its train-state/."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run in the output folder."),
@@ -26,7 +30,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train every variant of RECIPE to its early-stopping end, evaluate it, print a comparison.
 
-        Each variant writes to OUTPUT_DIR/<variant>/: model.safetensors (best by validation),
+        Each variant writes to OUTPUT_DIR/<variant>/ (OUTPUT_DIR/<variant>/seed-<n>/ with --seeds):
+        model.safetensors (best by validation),
         train-state/ (for --resume), metrics.jsonl, validation.jsonl, recipe.resolved.toml,
         training-curves.png and evaluation/. Ctrl-C saves the training state; --resume continues.
         """
@@ -34,9 +39,10 @@ def register(app: typer.Typer) -> None:
             from ..errors import SepkitError
 
             raise SepkitError(f"--device {device}: expected auto, cpu, cuda or mps")
-        from ..experiment import comparison_rows, run_experiment
+        from ..experiment import comparison_rows, parse_seeds, run_experiment
         from ..recipe import load_recipe
 
+        seed_list = parse_seeds(seeds) if seeds is not None else None
         loaded = load_recipe(recipe, overrides)
         out = output_dir or Path("runs") / loaded.base.name
         console = None
@@ -45,33 +51,42 @@ def register(app: typer.Typer) -> None:
 
             console = Console(stderr=True)
         outcomes = run_experiment(
-            loaded, out, variant=variant, device=device, resume=resume, overwrite=overwrite, evaluate=evaluate,
+            loaded, out, variant=variant, seeds=seed_list, device=device, resume=resume, overwrite=overwrite, evaluate=evaluate,
             console=console,
         )
         rows = comparison_rows(outcomes)
         if as_json:
             typer.echo(json.dumps(rows, indent=2, default=str))
             return
-        print_comparison(rows, outcomes)
+        print_comparison(rows, outcomes, seeds_dir=out if seed_list else None)
 
 
-def print_comparison(rows: list[dict], outcomes: list) -> None:
+def print_comparison(rows: list[dict], outcomes: list, *, seeds_dir: Path | None = None) -> None:
+    """The runs' table, then their test scores side by side (over seeds: every run in ``seeds_dir``)."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title="variants")
-    for column in ("variant", "epochs", "updates", "best epoch", "validation loss", "time (s)", "stopped by"):
+    for column in ("variant", "seed", "epochs", "updates", "best epoch", "validation loss", "time (s)", "stopped by"):
         table.add_column(column)
     for row in rows:
         loss = row["validation_loss"]
         table.add_row(
-            row["variant"], str(row["epochs"]), str(row["updates"]), str(row["best_epoch"]),
+            row["variant"], "-" if row["seed"] is None else str(row["seed"]), str(row["epochs"]), str(row["updates"]), str(row["best_epoch"]),
             "-" if loss is None else f"{loss:.5f}", f"{row['seconds']:.0f}", row["stopped_by"],
         )
     console = Console()
     console.print(table)
     evaluated = [o for o in outcomes if o.evaluation]
-    if evaluated:
+    if evaluated and seeds_dir is not None:
+        from ..report import aggregate, find_runs, rich_tables
+
+        runs = find_runs(seeds_dir)
+        reference = "baseline" if any(r.variant == "baseline" for r in runs) else None
+        order = list(dict.fromkeys(o.variant for o in outcomes))
+        for table in rich_tables(aggregate(runs, reference=reference, order=order)):
+            console.print(table)
+    elif evaluated:
         from ..evaluation.tables import comparison_table
 
         console.print(comparison_table([o.evaluation for o in evaluated], [o.variant for o in evaluated]))

@@ -90,14 +90,23 @@ def recipe_from_dict(
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """``override`` merged into a copy of ``base``: tables merge key by key, anything else replaces."""
+    """``override`` merged into a copy of ``base``: tables merge key by key, anything else replaces.
+
+    A table that names another ``type`` (a variant swapping ``divergence.type = "js"`` for the base's
+    ``wasserstein-gp``) replaces the base's table whole: the old component's options mean nothing to
+    the new one.
+    """
     out = copy.deepcopy(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and _same_type(out[key], value):
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def _same_type(base: dict[str, Any], override: dict[str, Any]) -> bool:
+    return "type" not in override or override.get("type") == base.get("type")
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:

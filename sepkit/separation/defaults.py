@@ -9,6 +9,11 @@ from pathlib import Path
 DEFAULT_OVERLAP = 0.25
 #: Windows per forward pass when neither the caller nor the model's recipe says.
 DEFAULT_BATCH_SIZE = 16
+#: Arithmetic of the separator at inference when none is given (see sepkit.separation.precision):
+#: the library and `sepkit evaluate` compute in fp32, so that scores are exactly reproducible...
+DEFAULT_PRECISION = "fp32"
+#: ...and `sepkit separate` takes bf16 where the hardware makes it several times faster.
+SEPARATE_COMMAND_PRECISION = "auto"
 #: Model-rate seconds each chunk of a long input owns (the result does not depend on it).
 DEFAULT_CHUNK_SECONDS = 60.0
 #: Input-rate seconds read (and resampled) per block.

@@ -26,7 +26,8 @@ import torch
 from ..errors import SepkitError, ShapeError
 from ..representation import Representation
 from ..separator import Separator
-from .defaults import BLOCK_SECONDS, DEFAULT_CHUNK_SECONDS
+from .defaults import BLOCK_SECONDS, DEFAULT_CHUNK_SECONDS, DEFAULT_PRECISION
+from .precision import check_precision, prepare_separator, resolve_precision
 from .resample import StreamResampler
 from .wiener import soft_mask_wiener
 from .windows import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, WindowPlan, check_overlap, overlap_add
@@ -47,7 +48,9 @@ class EngineOptions:
     ``per-channel`` separates every channel on its own (as a batch; stereo stays stereo) and
     ``downmix`` separates the mean of the channels and writes it to every channel; ``None`` takes the
     model's own setting (metadata key ``channel_mode``, else per-channel). ``chunk_seconds``: length
-    of the chunks a long input is cut into (the result does not depend on it).
+    of the chunks a long input is cut into (the result does not depend on it). ``precision``: the
+    separator's arithmetic, ``fp32``, ``bf16`` or ``auto`` (bf16 where the device has fast bf16, see
+    :mod:`sepkit.separation.precision`).
     """
 
     overlap: float = DEFAULT_OVERLAP
@@ -55,9 +58,11 @@ class EngineOptions:
     wiener: bool = False
     channel_mode: ChannelMode | None = None
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS
+    precision: str = DEFAULT_PRECISION
 
     def __post_init__(self) -> None:
         check_overlap(self.overlap)
+        check_precision(self.precision)
         if int(self.batch_size) < 1:
             raise SepkitError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.channel_mode is not None and self.channel_mode not in CHANNEL_MODES:
@@ -95,6 +100,7 @@ class StreamingSeparator:
         chunk_frames: int | None = None,
         wiener: bool = False,
         device: torch.device | str | None = None,
+        precision: str = "fp32",
     ) -> None:
         self.representation = representation
         self.separator = separator
@@ -103,6 +109,8 @@ class StreamingSeparator:
         self.batch_size = int(batch_size)
         self.wiener = wiener
         self.device = torch.device(device) if device is not None else _device_of(separator)
+        self.precision = resolve_precision(precision, self.device)
+        prepare_separator(separator, self.precision, self.device)
         self.hop = representation.hop_length
         self.encode_margin = -(-frame_support(representation) // self.hop) + 1
         self.decode_margin = self.encode_margin + 1
@@ -208,6 +216,7 @@ class StreamingSeparator:
                 out_start=out_start,
                 out_frames=out_end - out_start,
                 batch_size=self.batch_size,
+                precision=self.precision,
             )
             sources = _place(estimates, out_start, seg_first_frame, seg_frames)
             if self.wiener:
@@ -376,6 +385,7 @@ def run_pipeline(
         batch_size=options.batch_size,
         chunk_frames=int(round(options.chunk_seconds * spec.representation.frames_per_second)),
         wiener=options.wiener,
+        precision=options.precision,
     )
     read = 0
     written = 0

@@ -23,6 +23,7 @@ from ..errors import SepkitError, ShapeError
 from ..separator import Separator, Window
 
 from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP
+from .precision import forward_precision
 
 
 def check_overlap(overlap: float) -> float:
@@ -145,13 +146,15 @@ def overlap_add(
     out_start: int,
     out_frames: int,
     batch_size: int,
+    precision: str = "fp32",
 ) -> torch.Tensor:
     """Run the windows at output ``starts`` and overlap-add them over frames ``[out_start, out_start + out_frames)``.
 
     ``features`` ``[B, C, F, T]`` holds frames ``first_frame ...`` of the signal (zeros already in
     place outside it) and must contain every window's input, context included. Returns
     ``[B, N, C, F, out_frames]`` normalised by the sum of weights; every output frame must be covered
-    by some window with a non-zero weight.
+    by some window with a non-zero weight. ``precision`` (``fp32`` or ``bf16``, already resolved)
+    is the arithmetic of the separator's forward pass only; the result is float32 either way.
     """
     window = separator.window
     batch = features.shape[0]
@@ -181,7 +184,9 @@ def overlap_add(
         inputs = views[examples, :, :, local[windows]]  # [n, C, F, input_frames]
         if channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
-        outputs = separator(inputs)  # [n, N, C, F, out]
+        with forward_precision(precision, device):
+            outputs = separator(inputs)  # [n, N, C, F, out]
+        outputs = outputs.float()
         if total is None:
             n_src, channels, bins = outputs.shape[1:4]
             total = torch.zeros(n_src, channels, bins, batch * out_frames, dtype=outputs.dtype, device=device)

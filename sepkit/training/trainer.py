@@ -351,8 +351,10 @@ class Trainer:
         record: dict[str, Any] = {"epoch": self.epoch, "step": self.updates, "seconds": seconds}
         stop = False
         if self.data.validation:
+            validation_started = time.perf_counter()
             validation = self.validate()
-            record.update({"loss": validation["loss"], "sdr": validation["sdr"]})
+            record.update({"loss": validation["loss"], "sdr": validation["sdr"],
+                           "validation_seconds": time.perf_counter() - validation_started})
             improved = self.best_validation is None or validation["loss"] < self.best_validation
             if improved:
                 self.best_validation, self.best_epoch, self.bad_epochs = validation["loss"], self.epoch, 0

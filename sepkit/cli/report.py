@@ -1,0 +1,66 @@
+"""``sepkit report``: the runs of an experiment folder as mean ± std over seeds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+HELP = "\n\n".join([
+    "Summarise the runs under RUN_DIR (what `sepkit run` wrote, e.g. with --seeds 0,1,2) over seeds.",
+    "Each run's test score is its mean over tracks; a variant's cell is the mean ± sample standard deviation of "
+    "those over its seeds, in the layout of the paper's Table 2 (All, then each test subset). With --reference "
+    "(default: `baseline` when there is one), a second table gives each variant minus the reference, paired by seed. "
+    "The last table lists seeds, unfinished runs, epochs and wall time (training + validation) per seed.",
+    "--markdown FILE writes the same as Markdown (for docs/experiments.md); --json prints it as JSON.",
+])
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("report", help=HELP)
+    def report(
+        run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="Folder holding the runs, e.g. runs/offline-corpus-cpu."),
+        reference: Optional[str] = typer.Option(
+            None, "--reference", metavar="VARIANT", help="Variant the others are compared with (default: baseline, if present)."
+        ),
+        order: Optional[str] = typer.Option(
+            None, "--order", metavar="A,B,...", help="Column order of the variants (default: reference first, then by name)."
+        ),
+        metrics: str = typer.Option("SDR,SIR,SAR", "--metrics", metavar="M,...", help="Rows, e.g. SDR,SIR,SAR,NSDR."),
+        markdown_path: Optional[Path] = typer.Option(None, "--markdown", metavar="FILE", help="Also write Markdown tables to FILE ('-': stdout)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the report as JSON instead of tables."),
+    ) -> None:
+        from ..errors import SepkitError
+        from ..report import aggregate, find_runs, markdown, rich_tables, to_json
+
+        if as_json and markdown_path is not None and str(markdown_path) == "-":
+            raise SepkitError("--json and --markdown - both print to stdout; write the Markdown to a file instead")
+        runs = find_runs(run_dir)
+        names = {r.variant for r in runs}
+        if reference is None and "baseline" in names:
+            reference = "baseline"
+        wanted = [v.strip() for v in order.split(",")] if order else ([reference] if reference else [])
+        data = aggregate(runs, reference=reference, order=wanted)
+        rows = tuple(m.strip() for m in metrics.split(",") if m.strip())
+        if markdown_path is not None:
+            text = markdown(data, metrics=rows)
+            if str(markdown_path) == "-":
+                typer.echo(text)
+            else:
+                from ..experiment import write_atomic
+
+                if markdown_path.exists() and markdown_path.is_dir():
+                    raise SepkitError(f"--markdown {markdown_path}: is a folder")
+                markdown_path.parent.mkdir(parents=True, exist_ok=True)
+                write_atomic(markdown_path, text)
+        if as_json:
+            typer.echo(json.dumps(to_json(data), indent=2))
+            return
+        if str(markdown_path) != "-":
+            from rich.console import Console
+
+            console = Console()
+            for table in rich_tables(data, metrics=rows):
+                console.print(table)
