@@ -78,6 +78,19 @@ def _comparable(recipe_data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _with_current_defaults(previous: dict[str, Any]) -> dict[str, Any]:
+    """A folder's resolved recipe as this version of sepkit would write it (keys added since filled in
+    with their defaults), so that upgrading sepkit does not make a run "another recipe"."""
+    from .errors import RecipeError
+    from .recipe import recipe_from_dict
+
+    try:
+        recipe = recipe_from_dict(previous, check_data=False).base
+    except (RecipeError, SepkitError):
+        return previous
+    return json.loads(json.dumps(resolved_dict(recipe)))
+
+
 def prepare_output(out: Path, recipe: Recipe, *, resume: bool, overwrite: bool) -> None:
     """Refuse to mix runs: a folder holding another run is only reused with --resume (same recipe)
     or emptied with --overwrite."""
@@ -92,7 +105,7 @@ def prepare_output(out: Path, recipe: Recipe, *, resume: bool, overwrite: bool) 
             previous = tomllib.loads(resolved_path.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise SepkitError(f"{resolved_path}: unreadable ({exc}); use --overwrite to start again") from None
-        same = _comparable(previous) == _comparable(json.loads(json.dumps(current)))
+        same = _comparable(_with_current_defaults(previous)) == _comparable(json.loads(json.dumps(current)))
         if overwrite:
             shutil.rmtree(out)
         elif not same:

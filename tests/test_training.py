@@ -260,6 +260,19 @@ def test_run_cli_refuses_another_recipes_folder_and_resumes(tmp_path, tiny_data,
     assert resumed.exit_code != 0  # max_epochs is part of the recipe: another recipe
     resumed = run_cli("run", path, "--output-dir", out, "--variant", "baseline", "--no-evaluate", "--resume")
     assert resumed.exit_code == 0, resumed.stderr
+    # a run written by an older sepkit, whose schema lacked a key added since (here: max_nonfinite, at
+    # its default), is still this recipe
+    import tomllib
+
+    from sepkit.recipe.dump import dumps_toml
+
+    resolved = out / "baseline" / "recipe.resolved.toml"
+    old = tomllib.loads(resolved.read_text())
+    assert old["training"].pop("max_nonfinite") == 5
+    resolved.write_text(dumps_toml(old))
+    resumed = run_cli("run", path, "--output-dir", out, "--variant", "baseline", "--no-evaluate", "--resume")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert (out / "baseline" / "model-last.safetensors").exists()
 
 
 def test_offline_corpus_recipe_starts_and_trains_with_the_paper_networks(tmp_path, corpus):

@@ -35,6 +35,9 @@ from .progress import TrainingProgress
 from .state import load_state, save_state
 
 MODEL_FILE = "model.safetensors"
+#: The model at the end of the latest epoch, whatever its validation: for diagnostics and for
+#: comparing model selection rules (the paper keeps the best by validation loss, MODEL_FILE).
+LAST_MODEL_FILE = "model-last.safetensors"
 STATE_FILE = "train-state/state.safetensors"
 
 
@@ -336,11 +339,11 @@ class Trainer:
         self.metrics.write({"step": self.updates, "epoch": self.epoch, "event": "rollback", "rollbacks": self.rollbacks})
 
     # ------------------------------------------------------------------ the loop
-    def _save_model(self, validation: dict[str, Any] | None) -> None:
+    def _save_model(self, validation: dict[str, Any] | None, file: str = MODEL_FILE) -> None:
         from ..model import save_model
 
         save_model(
-            self.output_dir / MODEL_FILE, recipe=self.recipe, representation=self.representation,
+            self.output_dir / file, recipe=self.recipe, representation=self.representation,
             separator=self.separator,
             metadata={"variant": self.variant, "epoch": self.epoch, "updates": self.updates,
                       "validation": validation or {}},
@@ -362,6 +365,7 @@ class Trainer:
             else:
                 self.bad_epochs += 1
             record.update({"best": improved, "bad_epochs": self.bad_epochs})
+            self._save_model(validation, LAST_MODEL_FILE)
             if self.cfg.early_stopping and self.bad_epochs > self.cfg.patience:
                 stop = True
             sdr = "  ".join(f"{k} {v:.2f} dB" for k, v in validation["sdr"].items())
@@ -373,6 +377,7 @@ class Trainer:
         else:
             self.best_epoch = self.epoch
             self._save_model(None)
+            self._save_model(None, LAST_MODEL_FILE)
         self.validation_log.write(record)
         self.history.append(record)
         return stop

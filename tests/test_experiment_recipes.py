@@ -1,0 +1,74 @@
+"""Smoke runs of the offline-corpus experiment: every variant of the `cpu` scale trains, is evaluated
+with the paper protocol and lands in `sepkit report`; the `paper` scale has the same variants."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from sepkit.recipe import load_recipe
+from tests.conftest import REPO
+
+VARIANTS = ["baseline", "vocals-critic", "both-critics", "both-critics-js", "both-critics-kl"]
+
+
+def test_both_scales_have_the_experiments_variants_and_differ_only_in_size():
+    paper = load_recipe(REPO / "recipes" / "offline_corpus.toml").variants
+    cpu = load_recipe(REPO / "recipes" / "offline_corpus_cpu.toml").variants
+    assert list(paper) == list(cpu) == VARIANTS
+    for name in VARIANTS:
+        p, c = paper[name], cpu[name]
+        # every algorithmic element is kept ...
+        for key in ("critic_iterations", "alpha", "beta", "loudness_augmentation", "betas", "early_stopping", "patience"):
+            assert getattr(c.training, key) == getattr(p.training, key), (name, key)
+        assert c.representation == p.representation and c.audio == p.audio and c.data == p.data
+        assert c.divergence.type == p.divergence.type and sorted(c.critics) == sorted(p.critics)
+        assert c.separator.config.depth == p.separator.config.depth == 4
+        assert c.separator.config.input_frames == p.separator.config.input_frames == 158
+        # ... the size is what changes
+        assert (c.separator.config.base_filters, p.separator.config.base_filters) == (8, 16)
+        assert (c.training.batch_size, p.training.batch_size) == (8, 64)
+        for critic in c.critics.values():
+            assert (critic.config.base_filters, critic.config.max_filters) == (8, 64)
+    assert paper["vocals-critic"].training.alpha == 0.01 and paper["both-critics"].training.alpha == 0.001
+    assert paper["both-critics-js"].divergence.type == "js" and paper["both-critics-kl"].divergence.type == "kl"
+
+
+def test_cpu_scale_smoke_run_of_every_variant_and_its_report(tmp_path, corpus, run_cli):
+    out = tmp_path / "runs"
+    result = run_cli(
+        "run", REPO / "recipes" / "offline_corpus_cpu.toml", "--seeds", "0", "-o", out, "--device", "cpu",
+        "--set", f"paths.corpus={corpus}", "--set", "training.batch_size=2",
+        "--set", "training.updates_per_epoch=2", "--set", "training.max_epochs=1",
+    )
+    assert result.exit_code == 0, result.stderr
+    for name in VARIANTS:
+        run = out / name / "seed-0"
+        assert (run / "model.safetensors").exists() and (run / "training-curves.png").exists()
+        summary = json.loads((run / "evaluation" / "summary.json").read_text())
+        assert summary["protocol"] == "paper" and summary["tracks"] == 10
+        metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        if name != "baseline":  # the critics were trained and their divergence estimates logged
+            assert any(key.startswith("divergence.") for m in metrics for key in m)
+            assert any("loss.adversarial" in m and "loss.additive" in m for m in metrics)
+        else:
+            assert not any(key.startswith(("divergence.", "loss.adversarial")) for m in metrics for key in m)
+    report = run_cli("report", out, "--json")
+    assert report.exit_code == 0, report.stderr
+    data = json.loads(report.stdout)
+    assert list(data["variants"]) == ["baseline", *sorted(VARIANTS[1:])]
+    for name, entry in data["variants"].items():
+        assert entry["seeds"] == [0] and entry["unfinished_seeds"] == []
+        sdr = entry["scores"]["field"]["vocals"]["SDR"]
+        assert math.isfinite(sdr["mean"]) and sdr["std"] is None  # one seed: no spread
+        if name != "baseline":
+            assert entry["paired_seeds"] == [0]
+
+
+@pytest.mark.parametrize("recipe", ["offline_corpus.toml", "offline_corpus_cpu.toml"])
+def test_experiment_recipes_point_at_the_corpus_beside_the_repository(recipe):
+    loaded = load_recipe(REPO / "recipes" / recipe, check_data=False)
+    root = loaded.base.data.paired[0].config.root
+    assert root.endswith("shared/data/corpus/supervised/train")
