@@ -55,13 +55,22 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def select_variants(loaded: LoadedRecipe, variant: str | list[str] | None) -> dict[str, Recipe]:
+    """One variant by name, several (a list, in the recipe's order), or all of them (None or [])."""
+    if not variant:
+        return loaded.select(None)
+    names = [variant] if isinstance(variant, str) else list(variant)
+    chosen = {name: loaded.select(name)[name] for name in names}
+    return {name: recipe for name, recipe in loaded.variants.items() if name in chosen}
+
+
 def plan_runs(
-    loaded: LoadedRecipe, output_dir: Path, *, variant: str | None = None, seeds: list[int] | None = None
+    loaded: LoadedRecipe, output_dir: Path, *, variant: str | list[str] | None = None, seeds: list[int] | None = None
 ) -> list[tuple[str, int | None, Recipe, Path]]:
     """(variant, seed, recipe, folder) of every run, seed-major so that a complete comparison of
     the variants exists as early as possible. Without seeds: ``OUTPUT_DIR/<variant>`` with the
     recipe's own seed; with seeds: ``OUTPUT_DIR/<variant>/seed-<n>``."""
-    selected = loaded.select(variant)
+    selected = select_variants(loaded, variant)
     if not seeds:
         return [(name, None, recipe, output_dir / name) for name, recipe in selected.items()]
     return [
@@ -134,7 +143,7 @@ def run_experiment(
     loaded: LoadedRecipe,
     output_dir: Path,
     *,
-    variant: str | None = None,
+    variant: str | list[str] | None = None,
     seeds: list[int] | None = None,
     device: str | None = None,
     resume: bool = False,

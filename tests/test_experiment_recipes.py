@@ -17,7 +17,9 @@ VARIANTS = ["baseline", "vocals-critic", "both-critics", "both-critics-js", "bot
 def test_both_scales_have_the_experiments_variants_and_differ_only_in_size():
     paper = load_recipe(REPO / "recipes" / "offline_corpus.toml").variants
     cpu = load_recipe(REPO / "recipes" / "offline_corpus_cpu.toml").variants
-    assert list(paper) == list(cpu) == VARIANTS
+    assert list(paper) == VARIANTS
+    assert list(cpu) == [*VARIANTS, "vocals-critic-low-alpha", "both-critics-high-alpha"]
+    assert cpu["vocals-critic-low-alpha"].training.alpha == 0.001 and cpu["both-critics-high-alpha"].training.alpha == 0.01
     for name in VARIANTS:
         p, c = paper[name], cpu[name]
         # every algorithmic element is kept ...
@@ -40,6 +42,7 @@ def test_cpu_scale_smoke_run_of_every_variant_and_its_report(tmp_path, corpus, r
     out = tmp_path / "runs"
     result = run_cli(
         "run", REPO / "recipes" / "offline_corpus_cpu.toml", "--seeds", "0", "-o", out, "--device", "cpu",
+        *[option for name in VARIANTS for option in ("--variant", name)],
         "--set", f"paths.corpus={corpus}", "--set", "training.batch_size=2",
         "--set", "training.updates_per_epoch=2", "--set", "training.max_epochs=1",
     )

@@ -14,7 +14,8 @@ HELP = "\n\n".join([
     "those over its seeds, in the layout of the paper's Table 2 (All, then each test subset). With --reference "
     "(default: `baseline` when there is one), a second table gives each variant minus the reference, paired by seed. "
     "The last table lists seeds, unfinished runs, epochs and wall time (training + validation) per seed.",
-    "--markdown FILE writes the same as Markdown (for docs/experiments.md); --json prints it as JSON.",
+    "--markdown FILE writes the same as Markdown (for docs/experiments.md); --json prints it as JSON; --plot FILE.png "
+    "draws the training curves of every variant in one figure.",
 ])
 
 
@@ -30,6 +31,10 @@ def register(app: typer.Typer) -> None:
         ),
         metrics: str = typer.Option("SDR,SIR,SAR", "--metrics", metavar="M,...", help="Rows, e.g. SDR,SIR,SAR,NSDR."),
         markdown_path: Optional[Path] = typer.Option(None, "--markdown", metavar="FILE", help="Also write Markdown tables to FILE ('-': stdout)."),
+        plot_path: Optional[Path] = typer.Option(
+            None, "--plot", metavar="FILE.png", help="Also plot validation loss, validation SDR and the critics' divergence "
+            "estimates of every variant against updates (mean over seeds, range shaded).",
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON instead of tables."),
     ) -> None:
         from ..errors import SepkitError
@@ -55,6 +60,12 @@ def register(app: typer.Typer) -> None:
                     raise SepkitError(f"--markdown {markdown_path}: is a folder")
                 markdown_path.parent.mkdir(parents=True, exist_ok=True)
                 write_atomic(markdown_path, text)
+        if plot_path is not None:
+            from ..report_plots import plot_report
+
+            if plot_path.is_dir():
+                raise SepkitError(f"--plot {plot_path}: is a folder")
+            plot_report(runs, plot_path, order=list(data["variants"]), title=str(run_dir))
         if as_json:
             typer.echo(json.dumps(to_json(data), indent=2))
             return

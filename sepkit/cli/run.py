@@ -17,7 +17,9 @@ def register(app: typer.Typer) -> None:
             None, "--output-dir", "-o", help="Where runs go (default: runs/<recipe name>); one folder per variant."
         ),
         device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or mps (default: the recipe's training.device)."),
-        variant: Optional[str] = typer.Option(None, "--variant", help="Train only this variant."),
+        variant: list[str] = typer.Option(
+            [], "--variant", metavar="NAME", help="Train only this variant (repeatable, or comma-separated: a,b)."
+        ),
         seeds: Optional[str] = typer.Option(
             None, "--seeds", metavar="0,1,2", help="Train each variant once per seed (a list or a range such as 0-4), "
             "into OUTPUT_DIR/<variant>/seed-<n>/; summarise with `sepkit report OUTPUT_DIR`.",
@@ -43,6 +45,7 @@ def register(app: typer.Typer) -> None:
         from ..recipe import load_recipe
 
         seed_list = parse_seeds(seeds) if seeds is not None else None
+        variants = [name.strip() for item in variant for name in item.split(",") if name.strip()]
         loaded = load_recipe(recipe, overrides)
         out = output_dir or Path("runs") / loaded.base.name
         console = None
@@ -51,7 +54,7 @@ def register(app: typer.Typer) -> None:
 
             console = Console(stderr=True)
         outcomes = run_experiment(
-            loaded, out, variant=variant, seeds=seed_list, device=device, resume=resume, overwrite=overwrite, evaluate=evaluate,
+            loaded, out, variant=variants, seeds=seed_list, device=device, resume=resume, overwrite=overwrite, evaluate=evaluate,
             console=console,
         )
         rows = comparison_rows(outcomes)
