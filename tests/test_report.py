@@ -631,3 +631,29 @@ def test_report_markdown_options(tmp_path, run_cli):
     target = tmp_path / "new" / "folder" / "report.md"
     assert run_cli("report", root, "--markdown", target).exit_code == 0
     assert "| SDR vocals | 4.00 |" in target.read_text(encoding="utf-8")
+
+
+def test_report_plot_draws_every_variant(tmp_path, run_cli):
+    from sepkit.report_plots import _curves
+
+    root = tmp_path / "runs"
+    for variant, seeds in (("baseline", (0, 1)), ("critic", (0,))):
+        for seed in seeds:
+            folder = make_run(root, variant, seed, epochs=[(1.0, 1.0), (1.0, 1.0)])
+            if variant == "critic":
+                lines = [{"step": s, "epoch": 1, "divergence.vocals": 10.0 - s} for s in range(1, 8)]
+                lines.append({"step": 8, "epoch": 1, "event": "nonfinite"})
+                (folder / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in lines))
+    curves = _curves(find_runs(root))
+    assert sorted(curves["baseline"]) == ["validation SDR vocals (dB)", "validation loss"]
+    assert len(curves["baseline"]["validation loss"]) == 2  # one series per seed
+    (steps, values), = curves["critic"]["divergence estimate, vocals critic"]  # type unknown: "divergence"
+    assert steps.tolist() == list(range(1, 8)) and values[0] == 9.0
+    out = tmp_path / "plots" / "report.png"
+    result = run_cli("report", root, "--plot", out)
+    assert result.exit_code == 0, result.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not list(out.parent.glob(".*"))
+    empty = tmp_path / "empty"
+    make_run(empty, "baseline", 0, log=False)
+    result = run_cli("report", empty, "--plot", tmp_path / "none.png")
+    assert result.exit_code != 0 and "nothing to plot" in result.stderr
