@@ -243,12 +243,41 @@ def test_bad_model_file(run_cli, plugins, tmp_path, kind):
     assert not (tmp_path / "out").exists()
 
 
-def test_without_a_model_and_no_default_installed(run_cli, plugins, tmp_path):
+def test_without_a_model_and_no_default_installed(run_cli, plugins, tmp_path, monkeypatch):
+    from sepkit.separation import defaults
+
+    monkeypatch.setattr(defaults, "default_model_path", lambda: None)
     song = write(tmp_path / "song.wav", 0.5, 8000, 1)
     result = run_cli("separate", song, "-o", tmp_path / "out")
     assert result.exit_code != 0
     assert "no default model is installed" in result.stderr and "--model" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_the_packaged_default_model_is_used_and_named(run_cli, tmp_path):
+    """Without --model: the packaged model (recipes/default_model.toml), which says where it comes from."""
+    from sepkit.model import load_model
+    from sepkit.separation.defaults import default_model_path
+
+    path = default_model_path()
+    assert path is not None and path.name == "model.safetensors" and path.parent.name == "default_model"
+    assert path.stat().st_size < 2_000_000  # stated in the README: about 1 MB
+    model = load_model(path)
+    assert model.sources == ["accompaniment", "vocals"] and model.sample_rate == 8192 and model.channels == 1
+    provenance = model.metadata["provenance"]
+    assert provenance["recipe"] == "recipes/default_model.toml"
+    assert any("CC BY 3.0" in licence for licence in provenance["licences"])
+    assert "field" in provenance["test_scores_paper_protocol"]
+    assert "/work/" not in json.dumps(model.recipe.model_dump(mode="json"))  # no machine paths shipped
+    song = write(tmp_path / "song.wav", 1.0, 22050, 2)
+    result = run_cli("separate", song, "-o", tmp_path / "out", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert f"model: {path} (the default model): unet" in result.stderr
+    report = json.loads(result.stdout)
+    assert report["default_model"] is True and report["failed"] == 0
+    for source in ("accompaniment", "vocals"):
+        audio, rate = sf.read(str(tmp_path / "out" / "song" / f"{source}.wav"), always_2d=True)
+        assert rate == 22050 and audio.shape == (22050, 2)
 
 
 def test_wiener_option(run_cli, model_file, tmp_path):

@@ -23,11 +23,23 @@ def plot_training_curves(metrics: list[dict[str, Any]], validation: list[dict[st
     axes = axes[:, 0]
     x = [m["step"] for m in steps]
     ax = axes[0]
-    for key in loss_keys:
+    # The adversarial term has its own scale and sign (a critic's score): its own axis, on the right,
+    # so that it does not flatten the supervised loss and the additive penalty.
+    signed = [k for k in loss_keys if k == "loss.adversarial"]
+    positive = [k for k in loss_keys if k not in signed]
+    for key in positive:
         ax.plot(x, [m.get(key) for m in steps], label=key.removeprefix("loss."))
-    ax.set_yscale("log" if all((m.get(k) or 1) > 0 for m in steps for k in loss_keys) else "linear")
+    ax.set_yscale("log" if all((m.get(k) or 1) > 0 for m in steps for k in positive) else "linear")
     ax.set_ylabel("separator loss terms")
-    ax.legend(fontsize=8)
+    handles, labels = ax.get_legend_handles_labels()
+    if signed:
+        right = ax.twinx()
+        for key in signed:
+            (line,) = right.plot(x, [m.get(key) for m in steps], color="tab:gray", alpha=0.6, linewidth=0.8)
+            handles.append(line)
+            labels.append(f"{key.removeprefix('loss.')} (right axis)")
+        right.set_ylabel("adversarial term")
+    ax.legend(handles, labels, fontsize=8)
     index = 1
     if divergence_keys:
         ax = axes[index]
