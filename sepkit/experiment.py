@@ -16,8 +16,6 @@ from .recipe.dump import dumps_toml, resolved_dict
 from .recipe.schema import Recipe
 
 RESOLVED = "recipe.resolved.toml"
-
-
 SEED_FOLDER = "seed-{}"
 
 
@@ -157,12 +155,12 @@ def run_experiment(
 
     outcomes: list[VariantOutcome] = []
     runs = plan_runs(loaded, output_dir, variant=variant, seeds=seeds)
-    if seeds and not overwrite:
+    if seeds:  # even with --overwrite: replacing the seed folders would leave that run in place
         for name in dict.fromkeys(name for name, *_ in runs):
             if (output_dir / name / RESOLVED).exists():
                 raise SepkitError(
                     f"{output_dir / name} holds a run without --seeds; its seed runs would be mixed with it: "
-                    "use another --output-dir"
+                    "use another --output-dir (or remove that run)"
                 )
     for _, _, recipe, out in runs:  # validate every folder before training anything
         prepare_output(out, recipe, resume=resume, overwrite=overwrite)
