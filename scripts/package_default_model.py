@@ -80,6 +80,7 @@ def main() -> None:
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=header)
+        os.chmod(tmp, 0o644)  # package data: readable by everyone (mkstemp makes it private)
         os.replace(tmp, args.target)
     finally:
         if os.path.exists(tmp):
