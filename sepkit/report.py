@@ -73,11 +73,14 @@ def read_run(folder: Path) -> RunRecord:
     scores, tracks, protocol = None, {}, None
     summary_path = folder / "evaluation" / "summary.json"
     if summary_path.exists():
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        protocol = summary.get("protocol")
-        blocks = {ALL: summary["overall"], **summary.get("subsets", {})}
-        scores = {name: block["mean"] for name, block in blocks.items()}
-        tracks = {name: int(block.get("tracks", 0)) for name, block in blocks.items()}
+        try:
+            summary = json.loads(summary_path.read_text(encoding="utf-8"))
+            protocol = summary.get("protocol")
+            blocks = {ALL: summary["overall"], **summary.get("subsets", {})}
+            scores = {name: block["mean"] for name, block in blocks.items()}
+            tracks = {name: int(block.get("tracks", 0)) for name, block in blocks.items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise SepkitError(f"{summary_path}: not an evaluation summary ({type(exc).__name__}: {exc})") from None
     return RunRecord(
         variant=variant,
         seed=int(training.get("seed", 0)),

@@ -657,3 +657,13 @@ def test_report_plot_draws_every_variant(tmp_path, run_cli):
     make_run(empty, "baseline", 0, log=False)
     result = run_cli("report", empty, "--plot", tmp_path / "none.png")
     assert result.exit_code != 0 and "nothing to plot" in result.stderr
+
+
+def test_a_corrupt_summary_is_one_line(tmp_path, run_cli):
+    root = tmp_path / "runs"
+    folder = make_run(root, "baseline", 0, subsets={"field": (2, means((1, 2, 3), (4, 5, 6)))})
+    (folder / "evaluation" / "summary.json").write_text("{not json")
+    result = run_cli("report", root)
+    assert result.exit_code != 0
+    assert "summary.json: not an evaluation summary (JSONDecodeError" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
