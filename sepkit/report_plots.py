@@ -9,14 +9,13 @@ as such.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .report import RESOLVED, RunRecord
+from .training.plots import save_figure
 
 
 def _read(path: Path) -> list[dict[str, Any]]:
@@ -104,16 +103,7 @@ def plot_report(runs: list[RunRecord], path: Path, *, order: list[str] | None = 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=80)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    save_figure(fig, path, dpi=80)
 
 
 __all__ = ["plot_report"]

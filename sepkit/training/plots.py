@@ -65,11 +65,19 @@ def plot_training_curves(metrics: list[dict[str, Any]], validation: list[dict[st
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    save_figure(fig, path, dpi=100)
+
+
+def save_figure(fig: Any, path: Path, *, dpi: int) -> None:
+    """Write a matplotlib figure as PNG atomically (a temporary file, then a rename), then close it:
+    a plot being rewritten at every epoch end is never seen half-written."""
+    import matplotlib.pyplot as plt
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".curves.", suffix=".png", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
     os.close(fd)
     try:
-        fig.savefig(tmp, dpi=100)
+        fig.savefig(tmp, dpi=dpi)
         os.replace(tmp, path)
     finally:
         plt.close(fig)
