@@ -117,8 +117,9 @@ def run_evaluate(
         raise SepkitError(f"--protocol {protocol}: expected one of {', '.join(PROTOCOLS)}")
     if overlap is not None and not 0.0 <= overlap < 1.0:
         raise SepkitError(f"--overlap {overlap}: expected a fraction in [0, 1)")
-    if precision not in ("fp32", "bf16", "auto"):
-        raise SepkitError(f"--precision {precision}: expected fp32, bf16 or auto")
+    from ..separation.defaults import check_precision_option
+
+    check_precision_option(precision)
 
     from ..model import load_model
 

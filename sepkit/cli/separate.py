@@ -91,8 +91,9 @@ def run_separate(
 
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
     output_subtype(fmt, bit_depth)  # option errors before the (slow) model load
-    if precision not in ("fp32", "bf16", "auto"):
-        raise SepkitError(f"--precision {precision}: expected fp32, bf16 or auto")
+    from ..separation.defaults import check_precision_option
+
+    check_precision_option(precision)
     if out_dir.exists() and not out_dir.is_dir():
         raise SepkitError(f"{out_dir}: the output folder is a file")
     is_default = model_path is None

@@ -14,6 +14,17 @@ DEFAULT_BATCH_SIZE = 16
 DEFAULT_PRECISION = "fp32"
 #: ...and `sepkit separate` takes bf16 where the hardware makes it several times faster.
 SEPARATE_COMMAND_PRECISION = "auto"
+#: Every precision the engine accepts (auto: bf16 where fast, else fp32).
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def check_precision_option(value: str, option: str = "--precision") -> str:
+    """A command-line precision, checked before anything slow is loaded (this module imports no torch)."""
+    if value not in PRECISIONS:
+        from ..errors import SepkitError
+
+        raise SepkitError(f"{option} {value}: expected fp32, bf16 or auto")
+    return value
 #: Model-rate seconds each chunk of a long input owns (the result does not depend on it).
 DEFAULT_CHUNK_SECONDS = 60.0
 #: Input-rate seconds read (and resampled) per block.

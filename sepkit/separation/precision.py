@@ -14,8 +14,7 @@ from typing import Iterator
 import torch
 
 from ..errors import SepkitError
-
-PRECISIONS = ("auto", "fp32", "bf16")
+from .defaults import PRECISIONS
 
 
 def check_precision(precision: str) -> str:
