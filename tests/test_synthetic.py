@@ -126,8 +126,15 @@ def test_unpaired_pools_are_independent_draws():
 
 
 def test_bad_sources_splits_and_keys_are_refused(tmp_path):
-    with pytest.raises(SepkitError, match=r"synthetic dataset 'synthetic' has sources accompaniment, vocals; the recipe asks for 'drums'"):
-        make(tmp_path, sources=["vocals", "drums"])
+    with pytest.raises(
+        SepkitError,
+        match=r"synthetic dataset 'synthetic' has sources drums, bass, other, vocals, accompaniment; the recipe asks for 'piano'",
+    ):
+        make(tmp_path, sources=["vocals", "piano"])
+    with pytest.raises(SepkitError, match=r"accompaniment is the sum of drums, bass and other, so it cannot be a source beside drums"):
+        make(tmp_path, sources=["vocals", "accompaniment", "drums"])
+    with pytest.raises(SepkitError, match=r"split 'vocals' holds no drums solo recordings; use split 'drums'"):
+        make(tmp_path, role="solo", sources=["drums"], split="vocals")
     with pytest.raises(SepkitError, match=r"split 'mixtures' cannot serve the paired role"):
         make(tmp_path, split="mixtures")
     with pytest.raises(SepkitError, match=r"split 'vocals' cannot serve the test role"):
@@ -142,13 +149,15 @@ def test_bad_sources_splits_and_keys_are_refused(tmp_path):
         SyntheticDataset.parse_config({"domain": "c"})
     with pytest.raises(ValidationError, match="seconds"):
         SyntheticDataset.parse_config({"seconds": 0.1})
+    with pytest.raises(ValidationError, match="channels"):
+        SyntheticDataset.parse_config({"channels": 3})
 
 
 def test_cache_is_reused_and_repaired(tmp_path):
     dataset = make(tmp_path)
     dataset.tracks()
     files = all_files(dataset.folder)
-    assert len(files) == 2 * 3 + 1
+    assert len(files) == 2 * 6 + 1  # mixture and five stems per song, and the manifest
     stamps = {p: p.stat().st_mtime_ns for p in files}
     contents = {p: p.read_bytes() for p in files}
 
@@ -267,3 +276,115 @@ def test_accompaniment_has_percussion_on_the_beat_grid(domain):
 
     assert jump_at_hits(item.accompaniment) > 10.0
     assert jump_at_hits(item.vocals) < 1.5
+
+
+FOUR = ["drums", "bass", "other", "vocals"]
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_four_stems_sum_exactly_to_the_accompaniment_and_the_mixture(tmp_path, channels):
+    tracks = make(tmp_path, tracks=2, split="validation", domain="b", channels=channels, sources=FOUR).tracks()
+    assert sorted(tracks[0].stems) == sorted(["mixture", *FOUR])
+    folder = tracks[0].stems["mixture"][0].path.parent
+    assert {p.name for p in folder.iterdir()} == {f"{s}.wav" for s in ("mixture", *FOUR, "accompaniment")}
+    for track in tracks:
+        for dtype in ("float32", "float64"):
+            stems = {s: read(track, s, dtype)[0] for s in ("mixture", *FOUR)}
+            accompaniment, _ = soundfile.read(folder.parent / track.name / "accompaniment.wav", dtype=dtype)
+            assert stems["mixture"].shape == ((16384,) if channels == 1 else (16384, 2))
+            assert np.array_equal(stems["drums"] + stems["bass"] + stems["other"], accompaniment)
+            assert np.array_equal(stems["vocals"] + accompaniment, stems["mixture"])
+        for source in FOUR:
+            assert np.sqrt(np.mean(stems[source] ** 2)) > 0.01, source  # every stem sounds
+
+
+def test_two_and_four_stem_recipes_share_one_generation(tmp_path):
+    """The paired files are the same whichever sources a recipe names: one cache folder."""
+    two = make(tmp_path)
+    four = make(tmp_path, sources=FOUR)
+    assert two.folder == four.folder
+    assert two.tracks()[0].stems["mixture"] == four.tracks()[0].stems["mixture"]
+
+
+def spectral_centroid(samples: np.ndarray, rate: int) -> float:
+    power = np.abs(np.fft.rfft(samples.astype(np.float64))) ** 2
+    return float((np.fft.rfftfreq(len(samples), 1 / rate) * power).sum() / power.sum())
+
+
+@pytest.mark.parametrize("domain", ["a", "b"])
+def test_each_stem_is_its_instrument(domain):
+    rate = 8192
+    item = generate_item(seed=1, domain=domain, split="test", index=2, seconds=4.0, sample_rate=rate)
+    # bass: plucked notes an octave under the chord roots (MIDI 36-66 with the key), energy at its
+    # fundamentals; other: the triads above it
+    bass, other = spectral_centroid(item.bass, rate), spectral_centroid(item.other, rate)
+    assert 40.0 < bass < 250.0 and other > 1.5 * bass
+    power = np.abs(np.fft.rfft(item.bass.astype(np.float64))) ** 2
+    assert power[np.fft.rfftfreq(len(item.bass), 1 / rate) < 300.0].sum() > 0.95 * power.sum()
+    # drums: the hits are where the drum onsets are, and nowhere in the tonal stems
+    width = int(0.015 * rate)
+    onsets = np.concatenate([item.drum_onsets["snare"], item.drum_onsets["hihat"]])
+    onsets = onsets[(onsets > width) & (onsets < len(item.drums) - width)]
+
+    def jump_at_hits(samples: np.ndarray) -> float:
+        high = np.diff(samples.astype(np.float64), n=2) ** 2
+        return float(np.median([high[p : p + width].mean() / max(high[p - width : p].mean(), 1e-12) for p in onsets]))
+
+    assert jump_at_hits(item.drums) > 10.0
+    assert jump_at_hits(item.bass) < 3.0 and jump_at_hits(item.vocals) < 1.5
+
+
+def test_source_pools_hold_their_one_stem(tmp_path):
+    for source in ("drums", "bass", "other"):
+        solo = make(tmp_path, role="solo", sources=[source])
+        assert (solo.split, solo.track_count) == (source, 2)
+        assert [sorted(t.stems) for t in solo.tracks()] == [[source], [source]]
+        assert {p.name for p in all_files(solo.folder)} == {f"{source}.wav", "manifest.json"}
+    # Pools are independent draws, of each other and of the paired splits.
+    common = {"seed": 0, "domain": "b", "index": 0, "seconds": 2.0, "sample_rate": 8192}
+    assert not np.array_equal(generate_item(split="drums", **common).drums, generate_item(split="bass", **common).drums)
+    assert not np.array_equal(generate_item(split="drums", **common).drums, generate_item(split="train", **common).drums)
+
+
+def test_stereo_places_each_source_and_keeps_the_music_of_the_mono_item():
+    common = {"seed": 2, "domain": "a", "split": "train", "index": 1, "seconds": 3.0, "sample_rate": 8192}
+    mono = generate_item(**common)
+    stereo = generate_item(channels=2, **common)
+    # The same draws: notes, drums and levels; only the placement is new.
+    assert stereo.notes == mono.notes
+    assert all(np.array_equal(stereo.drum_onsets[k], mono.drum_onsets[k]) for k in mono.drum_onsets)
+    assert stereo.metadata["tempo_bpm"] == mono.metadata["tempo_bpm"]
+    for source in FOUR:
+        left, right = (channel.astype(np.float64) for channel in getattr(stereo, source))
+        assert getattr(stereo, source).shape == (2, len(mono.mixture))
+        pan = float(stereo.metadata[f"pan_{source}"])
+        # constant-power panning: the level difference between the channels follows the drawn pan
+        angle = 0.25 * np.pi * (pan + 1.0)
+        expected_db = 20 * np.log10(np.sin(angle) / np.cos(angle))
+        measured_db = 10 * np.log10(np.mean(right**2) / np.mean(left**2))
+        width = float(stereo.metadata[f"width_{source}"])
+        if width == 0:
+            assert measured_db == pytest.approx(expected_db, abs=0.05), source
+        else:  # the widening copy moves the levels by up to a few dB, never across the centre
+            assert measured_db == pytest.approx(expected_db, abs=0.5 + 15 * width), source
+            assert abs(expected_db) < 1.0 or np.sign(measured_db) == np.sign(expected_db), source
+        # width: the channels are not one signal scaled (except the bass, which has none)
+        correlation = np.corrcoef(left, right)[0, 1]
+        assert (correlation > 0.999) if width == 0 else (correlation < 0.999), source
+        # the downmix is the mono item's source up to a gain (same notes, same hits)
+        downmix = left + right
+        reference = getattr(mono, source).astype(np.float64)
+        assert np.corrcoef(downmix, reference)[0, 1] > 0.9, source
+    assert float(stereo.metadata["pan_other"]) ** 2 >= 0.3**2  # the chords are off centre
+    assert np.abs(stereo.mixture).max() <= 0.9
+    ratio = 20 * np.log10(np.sqrt(np.mean(stereo.vocals.astype(np.float64) ** 2) / np.mean(stereo.accompaniment.astype(np.float64) ** 2)))
+    assert ratio == pytest.approx(float(stereo.metadata["vocal_to_accompaniment_db"]), abs=0.05)
+
+
+def test_stereo_files(tmp_path):
+    mono = make(tmp_path, sources=FOUR)
+    stereo = make(tmp_path, sources=FOUR, channels=2)
+    assert mono.folder != stereo.folder
+    for stem in ("mixture", *FOUR):
+        info = soundfile.info(str(stereo.tracks()[0].stems[stem][0].path))
+        assert (info.channels, info.subtype) == (2, "PCM_16")

@@ -1,4 +1,4 @@
-"""The ``synthetic`` dataset plugin: generated two-source songs for demos and tests (no downloads)."""
+"""The ``synthetic`` dataset plugin: generated songs in stems (drums, bass, other, vocals) for demos and tests (no downloads)."""
 
 from sepkit import hookimpl
 

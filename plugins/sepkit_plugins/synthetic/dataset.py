@@ -2,7 +2,7 @@
 
 Why files: the Dataset interface lists tracks that point at files, and the loader decodes them like
 any other data. The files of one configuration live in a folder named by a hash of everything that
-shapes the audio (split, tracks, seconds, sample rate, seed, domain, generator version), so that the
+shapes the audio (split, tracks, seconds, sample rate, channels, seed, domain, generator version), so that the
 splits of a recipe can share one cache folder and a changed generator never reuses stale audio.
 """
 
@@ -21,18 +21,17 @@ from sepkit.component import ComponentConfig
 from sepkit.dataset import MIXTURE, Dataset, Role, StemFile, Track
 from sepkit.errors import SepkitError
 
-from .generator import GENERATOR_VERSION, PCM_SCALE, generate_item
+from .generator import GENERATOR_VERSION, INSTRUMENTS, PCM_SCALE, SOURCES, generate_item
 
-SOURCES = ("accompaniment", "vocals")
 PAIRED_SPLITS = ("train", "validation", "test")
-#: Items per split when ``tracks`` is not set.
-DEFAULT_TRACKS = {"train": 24, "validation": 6, "test": 6, "mixtures": 16, "vocals": 16, "accompaniment": 16}
+#: Items per split when ``tracks`` is not set (16 in every solo pool).
+DEFAULT_TRACKS = {"train": 24, "validation": 6, "test": 6, "mixtures": 16, **{source: 16 for source in SOURCES}}
 #: The split a role reads when ``split`` is not set (``solo``: the pool of its source).
 ROLE_SPLITS: dict[str, str] = {"paired": "train", "validation": "validation", "test": "test", "mixtures": "mixtures"}
 CACHE_ENV = "SEPKIT_CACHE_DIR"
 MANIFEST = "manifest.json"
 
-Split = Literal["train", "validation", "test", "mixtures", "vocals", "accompaniment"]
+Split = Literal["train", "validation", "test", "mixtures", "vocals", "accompaniment", "drums", "bass", "other"]
 
 
 class SyntheticConfig(ComponentConfig):
@@ -40,9 +39,10 @@ class SyntheticConfig(ComponentConfig):
     split: Split | None = Field(
         None,
         description=(
-            "Which items: train/validation/test hold mixture and both sources; mixtures, vocals and "
-            "accompaniment are independent unpaired pools holding only that stem. Default: from the "
-            "role (paired: train, validation, test, mixtures; solo: the source's pool)."
+            "Which items: train/validation/test hold the mixture and every source; mixtures and the "
+            "source pools (vocals, accompaniment, drums, bass, other) are independent unpaired pools "
+            "holding only that stem. Default: from the role (paired: train, validation, test, "
+            "mixtures; solo: the source's pool)."
         ),
     )
     tracks: PositiveInt | None = Field(
@@ -50,6 +50,9 @@ class SyntheticConfig(ComponentConfig):
     )
     seconds: float = Field(8.0, ge=1.0, le=120.0, description="Duration of every item, in seconds.")
     sample_rate: int = Field(8192, ge=4000, le=48000, description="Sample rate of the generated files (Hz).")
+    channels: Literal[1, 2] = Field(
+        1, description="1: mono files; 2: stereo, every source panned and widened as drawn per item."
+    )
     seed: NonNegativeInt = Field(0, description="Base seed; each item's generator is seeded from (seed, domain, split, index).")
     domain: Literal["a", "b"] = Field(
         "a", description="Musical style: 'a' low voice, slower, sustained pads; 'b' higher voice, faster, plucked chords."
@@ -64,7 +67,8 @@ class SyntheticConfig(ComponentConfig):
 
 
 class SyntheticDataset(Dataset):
-    """Procedurally generated songs with ``vocals`` and ``accompaniment`` stems (demos and tests)."""
+    """Procedurally generated songs with ``drums``, ``bass``, ``other``, ``vocals`` and ``accompaniment``
+    (the sum of the first three) stems, for demos and tests."""
 
     Config = SyntheticConfig
     config: SyntheticConfig
@@ -76,6 +80,13 @@ class SyntheticDataset(Dataset):
             raise SepkitError(
                 f"synthetic dataset '{self.name}' has sources {', '.join(SOURCES)}; "
                 f"the recipe asks for {', '.join(map(repr, unknown or self.sources)) or 'none'}"
+            )
+        overlapping = [s for s in INSTRUMENTS if s in self.sources]
+        if "accompaniment" in self.sources and overlapping:
+            raise SepkitError(
+                f"synthetic dataset '{self.name}': accompaniment is the sum of drums, bass and other, so it "
+                f"cannot be a source beside {', '.join(overlapping)}; use accompaniment and vocals, or "
+                "drums, bass, other and vocals"
             )
         self.split: str = self._resolve_split()
         self.track_count = self.config.tracks or DEFAULT_TRACKS[self.split]
@@ -111,6 +122,7 @@ class SyntheticDataset(Dataset):
             "tracks": self.track_count,
             "seconds": self.config.seconds,
             "sample_rate": self.config.sample_rate,
+            "channels": self.config.channels,
             "seed": self.config.seed,
             "domain": self.config.domain,
         }
@@ -184,6 +196,7 @@ def ensure_generated(folder: Path, parameters: dict[str, Any]) -> dict[str, Any]
             index=index,
             seconds=parameters["seconds"],
             sample_rate=parameters["sample_rate"],
+            channels=parameters["channels"],
         )
         name = f"{parameters['domain']}-{split}-{index:04d}"
         files = {}
@@ -216,11 +229,11 @@ def _read_manifest(folder: Path, parameters: dict[str, Any]) -> dict[str, Any] |
 
 
 def _write_pcm16(path: Path, samples: Any, sample_rate: int) -> None:
-    """Write samples that lie on the 16-bit grid as exact 16-bit integers."""
+    """Write samples (``[L]`` or ``[C, L]``) that lie on the 16-bit grid as exact 16-bit integers."""
     import numpy as np
     import soundfile
 
-    pcm = np.round(np.asarray(samples, dtype=np.float64) * PCM_SCALE)
+    pcm = np.round(np.asarray(samples, dtype=np.float64).T * PCM_SCALE)
     if pcm.min(initial=0) < -32768 or pcm.max(initial=0) > 32767:
         raise SepkitError(f"synthetic sample out of the 16-bit range while writing {path}")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Procedural two-source music: a sung "voice" against chords and drums, in pure NumPy.
+"""Procedural music in stems: a sung "voice" against chords, a bass line and drums, in pure NumPy.
 
 Why it exists: the demo recipe and the tests need separation data on a machine with nothing
 downloaded. Each item is drawn from its own seeded generator, so an item depends only on
@@ -13,8 +13,18 @@ pitch; snare and hi-hat: decaying noise bursts). Two "domains" differ in pitch r
 vowel colour, tempo, chord timbre and drum pattern, for the semi-supervised setting (paired data from
 one domain, unpaired and test data from the other).
 
-Samples are returned on the 16-bit grid (integers / 32768) with ``mixture == vocals + accompaniment``
-exactly, so that 16-bit WAV files keep that identity whatever float type reads them back.
+Stems: ``drums`` (the percussion), ``bass`` (the plucked bass line), ``other`` (the chords),
+``vocals``, and ``accompaniment``, the sum of the first three. Samples are returned on the 16-bit
+grid (integers / 32768) with ``mixture == vocals + accompaniment`` and ``accompaniment == drums +
+bass + other`` exactly, so that 16-bit WAV files keep both identities whatever float type reads
+them back. ``vocals``, ``accompaniment``, ``drums`` and ``bass`` are each rounded to the grid and
+``other`` is the remainder, so that the two-source items (vocals, accompaniment, mixture) are
+bit-identical to those of generator version 1, which had no separate stems.
+
+Stereo (``channels=2``): each source is panned (constant power) to a position drawn per item and
+given a little width (a delayed copy of itself added to one channel and subtracted from the other,
+as a mid/side widener does); the placement is drawn from a generator of its own, so the mono
+draws, and so the music, are the same in mono and stereo.
 """
 
 from __future__ import annotations
@@ -24,11 +34,18 @@ from typing import Callable
 
 import numpy as np
 
-#: Bump this when the generated audio changes: it is part of the cache key.
-GENERATOR_VERSION = 1
+#: Bump this when the generated audio or the files of a split change: it is part of the cache key.
+#: Version 2 added the drums, bass and other stems and stereo; its mono vocals, accompaniment and
+#: mixture are bit-identical to version 1's.
+GENERATOR_VERSION = 2
 
-#: Which items each split holds; the index is part of every item's seed.
-SPLITS: tuple[str, ...] = ("train", "validation", "test", "mixtures", "vocals", "accompaniment")
+#: The sources an item holds, in the MUSDB18 order, and the sum of the first three.
+INSTRUMENTS: tuple[str, ...] = ("drums", "bass", "other")
+SOURCES: tuple[str, ...] = (*INSTRUMENTS, "vocals", "accompaniment")
+
+#: Which items each split holds; the index is part of every item's seed (new splits go at the end,
+#: so that the older ones keep their seeds).
+SPLITS: tuple[str, ...] = ("train", "validation", "test", "mixtures", "vocals", "accompaniment", "drums", "bass", "other")
 
 #: Range of the vocal-to-accompaniment ratio (dB, RMS over the whole item).
 VOCAL_TO_ACCOMPANIMENT_DB = (-3.0, 6.0)
@@ -115,13 +132,29 @@ class Note:
     vowel: str
 
 
+#: Stereo placement per source: the range of the pan position's magnitude (0 centre, 1 hard left or
+#: right; the side is drawn too) and the width (gain of the delayed copy in the side channel).
+STEREO_PLACEMENT: dict[str, tuple[tuple[float, float], float]] = {
+    "vocals": ((0.0, 0.1), 0.05),
+    "bass": ((0.0, 0.05), 0.0),
+    "drums": ((0.0, 0.25), 0.15),
+    "other": ((0.3, 0.7), 0.3),
+}
+#: Delay of the widening copy (seconds): short enough to sound as width, not as an echo.
+WIDTH_DELAY_SECONDS = (0.007, 0.015)
+
+
 @dataclass
 class GeneratedItem:
-    """One item: float32 stems on the 16-bit grid, and what was drawn to make them."""
+    """One item: float32 stems on the 16-bit grid (``[L]`` mono, ``[2, L]`` stereo), and what was
+    drawn to make them."""
 
     vocals: np.ndarray
     accompaniment: np.ndarray
     mixture: np.ndarray
+    drums: np.ndarray
+    bass: np.ndarray
+    other: np.ndarray
     notes: list[Note]
     drum_onsets: dict[str, np.ndarray]  # drum name -> onset sample indices
     metadata: dict[str, str] = field(default_factory=dict)
@@ -131,16 +164,19 @@ def midi_to_hz(midi: float | np.ndarray) -> float | np.ndarray:
     return 440.0 * 2.0 ** ((np.asarray(midi, dtype=np.float64) - 69.0) / 12.0)
 
 
-def item_rng(seed: int, domain: str, split: str, index: int) -> np.random.Generator:
-    """The generator of one item: independent streams for every (seed, domain, split, index)."""
-    key = (sorted(DOMAINS).index(domain), SPLITS.index(split), index)
+def item_rng(seed: int, domain: str, split: str, index: int, stream: int | None = None) -> np.random.Generator:
+    """The generator of one item: independent streams for every (seed, domain, split, index), and
+    for each ``stream`` of it (1: the stereo placement; ``None``: the music)."""
+    key = (sorted(DOMAINS).index(domain), SPLITS.index(split), index) + (() if stream is None else (stream,))
     return np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=key))
 
 
 def generate_item(
-    *, seed: int, domain: str, split: str, index: int, seconds: float, sample_rate: int
+    *, seed: int, domain: str, split: str, index: int, seconds: float, sample_rate: int, channels: int = 1
 ) -> GeneratedItem:
     """Draw one item; the same arguments always give the same samples."""
+    if channels not in (1, 2):
+        raise ValueError(f"channels must be 1 or 2, not {channels}")
     profile = DOMAINS[domain]
     rng = item_rng(seed, domain, split, index)
     length = int(round(seconds * sample_rate))
@@ -152,10 +188,19 @@ def generate_item(
 
     notes = draw_melody(rng, profile, scale, key_root, beat, seconds)
     vocals = synth_voice(rng, profile, notes, length, sample_rate)
-    chords = synth_chords(rng, profile, scale, key_root, beat, length, sample_rate)
+    chords, bass = synth_chords(rng, profile, scale, key_root, beat, length, sample_rate)
     drums, onsets = synth_drums(rng, profile, beat, length, sample_rate)
     drums *= _rms(chords) / max(_rms(drums), 1e-12) * 10.0 ** (rng.uniform(-2.0, 2.0) / 20.0)
-    accompaniment = chords + drums
+    accompaniment = chords + drums  # chords holds the bass: the same sum as version 1's
+    placement: dict[str, str] = {}
+    if channels == 2:
+        stereo = item_rng(seed, domain, split, index, stream=1)
+        other = chords - bass
+        drums, bass, other, vocals = (
+            _place(stereo, source, signal, sample_rate, placement)
+            for source, signal in (("drums", drums), ("bass", bass), ("other", other), ("vocals", vocals))
+        )
+        accompaniment = drums + bass + other
 
     ratio_db = float(rng.uniform(*VOCAL_TO_ACCOMPANIMENT_DB))
     vocals *= _rms(accompaniment) / max(_rms(vocals), 1e-12) * 10.0 ** (ratio_db / 20.0)
@@ -164,6 +209,9 @@ def generate_item(
     vocals_q = np.round(vocals * gain * PCM_SCALE)
     accompaniment_q = np.round(accompaniment * gain * PCM_SCALE)
     mixture_q = vocals_q + accompaniment_q  # exact: integers well inside float64's range
+    drums_q = np.round(drums * gain * PCM_SCALE)
+    bass_q = np.round(bass * gain * PCM_SCALE)
+    other_q = accompaniment_q - drums_q - bass_q  # the remainder: the three sum to the accompaniment exactly
 
     key_name = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"][key_root]
     metadata = {
@@ -174,15 +222,38 @@ def generate_item(
         "key": f"{key_name} {'minor' if minor else 'major'}",
         "vocal_to_accompaniment_db": f"{ratio_db:.2f}",
         "mixture_peak": f"{np.max(np.abs(mixture_q)) / PCM_SCALE:.4f}",
+        **placement,
     }
+
+    def grid(samples: np.ndarray) -> np.ndarray:
+        return (samples / PCM_SCALE).astype(np.float32)
+
     return GeneratedItem(
-        vocals=(vocals_q / PCM_SCALE).astype(np.float32),
-        accompaniment=(accompaniment_q / PCM_SCALE).astype(np.float32),
-        mixture=(mixture_q / PCM_SCALE).astype(np.float32),
+        vocals=grid(vocals_q),
+        accompaniment=grid(accompaniment_q),
+        mixture=grid(mixture_q),
+        drums=grid(drums_q),
+        bass=grid(bass_q),
+        other=grid(other_q),
         notes=notes,
         drum_onsets=onsets,
         metadata=metadata,
     )
+
+
+def _place(
+    rng: np.random.Generator, source: str, signal: np.ndarray, sample_rate: int, metadata: dict[str, str]
+) -> np.ndarray:
+    """``[2, L]``: a mono source panned (constant power) and widened, as drawn for ``source``."""
+    (low, high), width = STEREO_PLACEMENT[source]
+    pan = float(rng.uniform(low, high)) * (1.0 if rng.random() < 0.5 else -1.0)  # -1 left .. +1 right
+    delay = int(round(float(rng.uniform(*WIDTH_DELAY_SECONDS)) * sample_rate))
+    angle = 0.25 * np.pi * (pan + 1.0)
+    side = np.zeros_like(signal)
+    side[delay:] = width * signal[: len(signal) - delay]
+    metadata[f"pan_{source}"] = f"{pan:+.3f}"
+    metadata[f"width_{source}"] = f"{width:.2f}"
+    return np.stack([np.cos(angle) * signal + side, np.sin(angle) * signal - side])
 
 
 def draw_melody(
@@ -317,11 +388,14 @@ def synth_chords(
     beat: float,
     length: int,
     sample_rate: int,
-) -> np.ndarray:
-    """A four-bar progression of triads plus a bass note, as a pad or as plucked tones."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """A four-bar progression of triads plus a bass note, as a pad or as plucked tones: the chords
+    with their bass notes (summed as version 1 summed them, so its audio is unchanged), and the bass
+    notes alone."""
     progression = _PROGRESSIONS[int(rng.integers(0, len(_PROGRESSIONS)))]
     bar = 4 * beat
     out = np.zeros(length)
+    bass_line = np.zeros(length)
     base = profile.chord_midi + key_root
     brightness = float(rng.uniform(1.2, 1.8))  # harmonic k has amplitude k ** -brightness
     for bar_index in range(int(np.ceil(length / sample_rate / bar))):
@@ -339,8 +413,10 @@ def synth_chords(
             end = min(int(round((onset + duration) * sample_rate)), length)
             t = np.arange(end - start) / sample_rate
             out[start:end] += _tone_stack(rng, profile.chord_style, tones, t, duration, brightness, sample_rate)
-            out[start:end] += 1.2 * _tone_stack(rng, "pluck", np.array([float(bass)]), t, duration, 3.0, sample_rate)
-    return out
+            note = 1.2 * _tone_stack(rng, "pluck", np.array([float(bass)]), t, duration, 3.0, sample_rate)
+            out[start:end] += note
+            bass_line[start:end] += note
+    return out, bass_line
 
 
 def _tone_stack(
