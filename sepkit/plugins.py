@@ -16,7 +16,7 @@ import os
 import re
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pluggy
 
@@ -171,24 +171,27 @@ class PluginSystem:
     def _build_registries(self) -> dict[str, Registry]:
         registries = {kind: Registry(kind) for kind in KINDS}
         for kind, (hook_name, _) in KINDS.items():
-            hook = getattr(self.manager.hook, hook_name)
-            # Call each implementation on its own, so that every registration knows its provider.
-            for impl in reversed(hook.get_hookimpls()):
-                provider = self._providers.get(impl.plugin_name) or Provider(impl.plugin_name, "unknown", "unknown")
 
-                def register(name: str, cls: type, _provider: Provider = provider, _kind: str = kind) -> None:
-                    registries[_kind].add(name, cls, _provider)
+            def registrar(provider: Provider, _kind: str = kind) -> Callable[[str, type], None]:
+                return lambda name, cls: registries[_kind].add(name, cls, provider)
 
-                arguments = {"register": register}
-                try:
-                    impl.function(*(arguments[a] for a in impl.argnames))
-                except PluginError:
-                    raise
-                except Exception as exc:
-                    raise PluginError(
-                        f"{provider} failed in {hook_name}: {type(exc).__name__}: {exc}"
-                    ) from exc
+            self.call_each(hook_name, registrar)
         return registries
+
+    def call_each(self, hook_name: str, registrar: Callable[[Provider], Callable[..., None]]) -> None:
+        """Call every plugin's ``hook_name(register)`` on its own, in registration order, with
+        ``register = registrar(provider)``: so that every registration knows who made it. A plugin
+        that fails is a one-line :class:`PluginError` naming it."""
+        hook = getattr(self.manager.hook, hook_name)
+        for impl in reversed(hook.get_hookimpls()):
+            provider = self._providers.get(impl.plugin_name) or Provider(impl.plugin_name, "unknown", "unknown")
+            arguments = {"register": registrar(provider)}
+            try:
+                impl.function(*(arguments[a] for a in impl.argnames))
+            except PluginError:
+                raise
+            except Exception as exc:
+                raise PluginError(f"{provider} failed in {hook_name}: {type(exc).__name__}: {exc}") from exc
 
     def registry(self, kind: str) -> Registry:
         return self.registries[kind]

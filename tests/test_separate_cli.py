@@ -243,10 +243,8 @@ def test_bad_model_file(run_cli, plugins, tmp_path, kind):
     assert not (tmp_path / "out").exists()
 
 
-def test_without_a_model_and_no_default_installed(run_cli, plugins, tmp_path, monkeypatch):
-    from sepkit.separation import defaults
-
-    monkeypatch.setattr(defaults, "default_model_path", lambda: None)
+def test_without_a_model_and_no_default_installed(run_cli, plugins, tmp_path):
+    """No plugin registers a model named 'default' (the fixture's plugins register none)."""
     song = write(tmp_path / "song.wav", 0.5, 8000, 1)
     result = run_cli("separate", song, "-o", tmp_path / "out")
     assert result.exit_code != 0
@@ -257,11 +255,11 @@ def test_without_a_model_and_no_default_installed(run_cli, plugins, tmp_path, mo
 def test_the_packaged_default_model_is_used_and_named(run_cli, tmp_path):
     """Without --model: the packaged model (recipes/default_model.toml), which says where it comes from."""
     from sepkit.model import load_model
+    from sepkit.models import resolve_model
     from sepkit.plugins import use_plugins
-    from sepkit.separation.defaults import default_model_path
 
     with use_plugins(entry_points=True):  # the built-in components, whatever earlier tests swapped in
-        check_the_default_model(run_cli, tmp_path, load_model, default_model_path)
+        check_the_default_model(run_cli, tmp_path, load_model, lambda: resolve_model("default").path)
 
 
 def check_the_default_model(run_cli, tmp_path, load_model, default_model_path):

@@ -13,7 +13,7 @@ import typer
 from ..errors import SepkitError
 
 #: Modules under sepkit.cli that each define ``register(app)``.
-COMMAND_MODULES = ("plugins", "recipe", "data", "run", "report", "separate", "evaluate")
+COMMAND_MODULES = ("plugins", "models", "recipe", "data", "run", "report", "separate", "evaluate")
 
 state = {"debug": False}
 

@@ -34,7 +34,10 @@ def register(app: typer.Typer) -> None:
     @app.command("separate", help=HELP)
     def separate(
         inputs: list[Path] = typer.Argument(..., metavar="INPUT...", help="Audio files and/or folders."),
-        model_path: Optional[Path] = typer.Option(None, "--model", "-m", metavar="PATH", help="Model file (.safetensors)."),
+        model_path: Optional[str] = typer.Option(
+            None, "--model", "-m", metavar="NAME|PATH|URL",
+            help="A named model (`sepkit models`), a model file, or a file:// or https:// URL (URL#sha256=HEX); default: the model named 'default'.",
+        ),
         out_dir: Path = typer.Option(Path("separated"), "--output", "-o", metavar="OUTDIR", help="Where the stems go."),
         fmt: str = typer.Option("wav", "--format", "-f", metavar="wav|flac|ogg", help="Output file format."),
         bit_depth: Optional[str] = typer.Option(
@@ -69,7 +72,7 @@ def register(app: typer.Typer) -> None:
 def run_separate(
     inputs: list[Path],
     *,
-    model_path: Path | None,
+    model_path: str | Path | None,
     out_dir: Path,
     fmt: str,
     bit_depth: str | None,
@@ -86,7 +89,6 @@ def run_separate(
     from rich.console import Console
 
     from ..errors import SepkitError
-    from ..separation.defaults import NO_DEFAULT_MODEL, default_model_path
     from ..separation.output import output_subtype
 
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -96,13 +98,13 @@ def run_separate(
     check_precision_option(precision)
     if out_dir.exists() and not out_dir.is_dir():
         raise SepkitError(f"{out_dir}: the output folder is a file")
-    is_default = model_path is None
-    if model_path is None:
-        model_path = default_model_path()
-        if model_path is None:
-            raise SepkitError(NO_DEFAULT_MODEL)
+    from ..models import DEFAULT_MODEL, resolve_model
 
-    from .. import load_model
+    resolved = resolve_model(model_path)
+    is_default = resolved.name == DEFAULT_MODEL
+    model_path = resolved.path
+
+    from ..model import load_model
 
     model = load_model(model_path, device=device)
     wanted = _parse_stems(stems, model.sources)

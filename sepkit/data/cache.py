@@ -25,24 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import RESAMPLE_QUALITY, AudioInfo, read_resampled
-
-CACHE_ENV = "SEPKIT_CACHE_DIR"
+from ..userdirs import CACHE_ENV, cache_root
 FORMAT_VERSION = 1
 log = logging.getLogger("sepkit.data")
 
 
 def default_cache_dir() -> Path:
     """``$SEPKIT_CACHE_DIR``, else the user's cache folder for sepkit, plus ``audio/``."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser() / "audio"
-    try:
-        import platformdirs
-
-        base = Path(platformdirs.user_cache_dir("sepkit"))
-    except ImportError:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sepkit"
-    return base / "audio"
+    return cache_root() / "audio"
 
 
 @dataclass(frozen=True)

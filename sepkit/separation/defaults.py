@@ -1,9 +1,10 @@
-"""Defaults of the separation engine and where the packaged default model lives (no torch import:
-the CLI shows these in its help)."""
+"""Defaults of the separation engine (no torch import: the CLI shows these in its help).
+
+The default model is not named here: it is the named model ``default`` (:mod:`sepkit.models`),
+registered by a plugin through the ``register_models`` hook.
+"""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 #: Window overlap used when none is given: a smooth cross-fade over a quarter of each output window.
 DEFAULT_OVERLAP = 0.25
@@ -29,25 +30,3 @@ def check_precision_option(value: str, option: str = "--precision") -> str:
 DEFAULT_CHUNK_SECONDS = 60.0
 #: Input-rate seconds read (and resampled) per block.
 BLOCK_SECONDS = 10.0
-
-#: The packaged default model: package, folder, file.
-DEFAULT_MODEL_PACKAGE = "sepkit_plugins"
-DEFAULT_MODEL_RESOURCE = ("default_model", "model.safetensors")
-
-NO_DEFAULT_MODEL = (
-    "no default model is installed; train one with `sepkit run recipes/demo.toml` and pass "
-    "--model runs/demo/<variant>/model.safetensors"
-)
-
-
-def default_model_path() -> Path | None:
-    """The packaged default model file, or None when no default model is installed."""
-    from importlib import resources
-
-    try:
-        candidate = resources.files(DEFAULT_MODEL_PACKAGE).joinpath(*DEFAULT_MODEL_RESOURCE)
-    except ModuleNotFoundError:
-        return None
-    if not candidate.is_file():
-        return None
-    return Path(str(candidate))
