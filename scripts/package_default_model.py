@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
+
+from sepkit.io import write_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = REPO / "plugins" / "sepkit_plugins" / "default_model" / "model.safetensors"
@@ -75,16 +75,7 @@ def main() -> None:
         "corpus_path_in_recipe": corpus,
     }
     header["metadata"] = json.dumps(user, sort_keys=True)
-    args.target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".safetensors", dir=args.target.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=header)
-        os.chmod(tmp, 0o644)  # package data: readable by everyone (mkstemp makes it private)
-        os.replace(tmp, args.target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_bytes(args.target, save(tensors, metadata=header))
     print(f"{args.target}: {args.target.stat().st_size / 1e6:.2f} MB, epoch {user.get('epoch')}, {len(tensors)} tensors")
 
 

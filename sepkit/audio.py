@@ -86,6 +86,42 @@ def audio_info(path: str | Path) -> AudioInfo:
     return info
 
 
+def write_failure(exc: BaseException, path: str | Path) -> OSError | None:
+    """The operating-system error behind a libsndfile write failure, if there was one.
+
+    libsndfile reports a failed ``write()`` (a full disk, a lost device) as "System error." and
+    drops errno; the errno of its last call is still in cffi's thread-local copy.
+    """
+    if isinstance(exc, OSError):
+        return exc
+    try:
+        from soundfile import _ffi  # the cffi handle soundfile calls libsndfile through
+
+        code = int(_ffi.errno)
+    except Exception:  # another soundfile: no errno to recover
+        code = 0
+    if "System error" in str(exc) and code:
+        import os
+
+        return OSError(code, os.strerror(code), str(path))
+    return None
+
+
+def write_wav(path: str | Path, frames: np.ndarray, sample_rate: int, *, subtype: str = "FLOAT") -> Path:
+    """Write ``[L, C]`` samples as a WAV file atomically; a failure is a :class:`~sepkit.io.WriteError`."""
+    import soundfile
+
+    from .io import WriteError, write_with
+
+    def write(temporary: Path) -> None:
+        try:
+            soundfile.write(str(temporary), frames, int(sample_rate), subtype=subtype, format="WAV")
+        except (soundfile.SoundFileError, RuntimeError) as exc:
+            raise WriteError(path, write_failure(exc, path) or _reason(exc)) from None
+
+    return write_with(path, write)
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     # soundfile repeats the path ("Error opening 'x.wav': Format not recognised."); keep the reason.

@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
+import sys
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import SepkitError
+from .io import write_text
+from .lock import LOCK_FILE, RunLock
 from .recipe import LoadedRecipe
 from .recipe.dump import dumps_toml, resolved_dict
 from .recipe.schema import Recipe
 
 RESOLVED = "recipe.resolved.toml"
 SEED_FOLDER = "seed-{}"
+#: At the top of an output folder: the recipe its runs belong to (one recipe per folder).
+EXPERIMENT = "experiment.json"
+EXPERIMENT_FORMAT = "sepkit-experiment/1"
+#: What a run folder holds once training has saved anything; without one of them it is a start
+#: that failed (bad data, a kill before the first epoch end), not a run.
+TRAINED = ("train-state/state.safetensors", "model.safetensors", "model-last.safetensors")
+#: What ``sepkit run`` writes in a run folder: removed when a failed start is cleared.
+RUN_FILES = (RESOLVED, "metrics.jsonl", "validation.jsonl", "training-curves.png")
 
 
 @dataclass
@@ -98,23 +108,58 @@ def _with_current_defaults(previous: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(resolved_dict(recipe)))
 
 
+def holds_run(folder: Path) -> bool:
+    """True when training has saved something in ``folder`` (a state or a model)."""
+    return any((folder / name).exists() for name in TRAINED)
+
+
+def _clear_failed_start(folder: Path) -> None:
+    """Remove what a start that never saved a state or model wrote, so it counts as no run."""
+    for name in RUN_FILES:
+        (folder / name).unlink(missing_ok=True)
+    for partial in folder.rglob(".*.partial"):
+        partial.unlink(missing_ok=True)
+    for sub in ("train-state", "evaluation"):
+        try:
+            (folder / sub).rmdir()  # only if empty: nothing of value is removed
+        except OSError:
+            pass
+
+
+def _clear(folder: Path) -> None:
+    """--overwrite: empty ``folder`` but keep its lock (held by this process)."""
+    for child in folder.iterdir():
+        if child.name == LOCK_FILE:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def _contents(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.name != LOCK_FILE] if folder.is_dir() else []
+
+
 def prepare_output(out: Path, recipe: Recipe, *, resume: bool, overwrite: bool) -> None:
     """Refuse to mix runs: a folder holding another run is only reused with --resume (same recipe)
-    or emptied with --overwrite."""
+    or emptied with --overwrite. A folder where training never saved anything is no run."""
     import tomllib
 
     if out.exists() and not out.is_dir():
         raise SepkitError(f"{out}: exists and is not a folder")
     resolved_path = out / RESOLVED
     current = resolved_dict(recipe)
+    if resolved_path.exists() and not holds_run(out):
+        _clear_failed_start(out)
     if resolved_path.exists():
         try:
             previous = tomllib.loads(resolved_path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise SepkitError(f"{resolved_path}: unreadable ({exc}); use --overwrite to start again") from None
         same = _comparable(_with_current_defaults(previous)) == _comparable(json.loads(json.dumps(current)))
         if overwrite:
-            shutil.rmtree(out)
+            _clear(out)
         elif not same:
             raise SepkitError(
                 f"{out} holds a run of another recipe (its {RESOLVED} differs); "
@@ -122,19 +167,96 @@ def prepare_output(out: Path, recipe: Recipe, *, resume: bool, overwrite: bool) 
             )
         elif not resume:
             raise SepkitError(f"{out} already holds a run of this recipe; use --resume to continue it or --overwrite to start again")
-    elif out.exists() and any(out.iterdir()) and not overwrite:
+        elif not (out / TRAINED[0]).exists():
+            raise SepkitError(
+                f"{out} holds a model but no training state ({TRAINED[0]}) to resume from; "
+                "use --overwrite to train it again"
+            )
+    elif _contents(out) and not overwrite:
         raise SepkitError(f"{out} is not empty and holds no sepkit run; use another --output-dir or --overwrite")
     elif overwrite and out.exists():
-        shutil.rmtree(out)
+        _clear(out)
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(resolved_path, dumps_toml(current))
+    write_text(resolved_path, dumps_toml(current))
 
 
-def write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+def experiment_identity(recipe: Recipe) -> dict[str, Any]:
+    """What every run in one output folder shares: the base recipe (no variants), less where it
+    runs and the seed (``--seeds`` runs of one recipe share a folder)."""
+    return _identity(resolved_dict(recipe))
+
+
+def _identity(resolved: dict[str, Any]) -> dict[str, Any]:
+    """A resolved recipe as an experiment identity, as this version of sepkit writes it."""
+    data = _comparable(_with_current_defaults(json.loads(json.dumps(resolved))))
+    data.get("training", {}).pop("seed", None)
+    return data
+
+
+def _first_difference(a: Any, b: Any, prefix: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                return _first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
+    return prefix.rstrip(".") or "the recipe"
+
+
+def _runs_below(root: Path) -> list[Path]:
+    return sorted(p.parent for p in root.rglob(RESOLVED) if holds_run(p.parent)) if root.is_dir() else []
+
+
+def claim_output(output_dir: Path, loaded: LoadedRecipe, replaced: list[Path]) -> None:
+    """An output folder belongs to one recipe, recorded in ``OUTPUT_DIR/experiment.json``: another
+    recipe is refused while runs of the first would stay beside its own (``replaced``: the run
+    folders this command empties with --overwrite)."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise SepkitError(f"{output_dir}: exists and is not a folder")
+    record_path = output_dir / EXPERIMENT
+    name = loaded.base.name
+    identity = experiment_identity(loaded.base)
+    emptied = {p.resolve() for p in replaced}
+    keep = [r for r in _runs_below(output_dir) if r.resolve() not in emptied]
+    if record_path.exists():
+        try:
+            previous = json.loads(record_path.read_text(encoding="utf-8"))
+            previous_name, previous_identity = previous["recipe"], previous["identity"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise SepkitError(f"{record_path}: unreadable ({type(exc).__name__}: {exc}); remove it to use this folder") from None
+        if _identity(previous_identity) == identity and previous_name == name:
+            return
+        if keep:
+            what = (
+                f"recipe '{previous_name}'" if previous_name != name
+                else f"another version of recipe '{name}' ({_first_difference(_identity(previous_identity), identity)} differs)"
+            )
+            raise SepkitError(
+                f"{output_dir} holds the runs of {what} ({EXPERIMENT}); a folder holds one recipe's runs: "
+                f"use another --output-dir (e.g. runs/{name})"
+            )
+    else:  # a folder of an older sepkit: its runs must be this recipe's
+        import tomllib
+
+        for run in keep:
+            try:
+                other = tomllib.loads((run / RESOLVED).read_text(encoding="utf-8")).get("name")
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+                continue
+            if other != name:
+                raise SepkitError(
+                    f"{output_dir} holds runs of recipe '{other}' ({run}); a folder holds one recipe's runs: "
+                    f"use another --output-dir (e.g. runs/{name})"
+                )
+    record = {"format": EXPERIMENT_FORMAT, "recipe": name, "identity": identity}
+    write_text(record_path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
+def _resume_line(label: str, state_path: Path) -> str:
+    from .training.state import read_counters
+
+    c = read_counters(state_path)
+    inside = f", {c['update_in_epoch']} updates into epoch {c['epoch'] + 1}" if c.get("update_in_epoch") else ""
+    best = f"; best validation loss {c['best_validation']:.5f} at epoch {c['best_epoch']}" if c.get("best_validation") is not None else ""
+    return f"[{label}] resuming after epoch {c['epoch']}{inside} (update {c['updates']}) from {state_path}{best}"
 
 
 def run_experiment(
@@ -157,24 +279,36 @@ def run_experiment(
     runs = plan_runs(loaded, output_dir, variant=variant, seeds=seeds)
     if seeds:  # even with --overwrite: replacing the seed folders would leave that run in place
         for name in dict.fromkeys(name for name, *_ in runs):
-            if (output_dir / name / RESOLVED).exists():
+            folder = output_dir / name
+            if (folder / RESOLVED).exists() and not holds_run(folder):
+                _clear_failed_start(folder)
+            if (folder / RESOLVED).exists():
                 raise SepkitError(
-                    f"{output_dir / name} holds a run without --seeds; its seed runs would be mixed with it: "
+                    f"{folder} holds a run without --seeds; its seed runs would be mixed with it: "
                     "use another --output-dir (or remove that run)"
                 )
-    for _, _, recipe, out in runs:  # validate every folder before training anything
-        prepare_output(out, recipe, resume=resume, overwrite=overwrite)
-    for name, seed, recipe, out in runs:
-        label = name if seed is None else f"{name}/{SEED_FOLDER.format(seed)}"
-        trainer = Trainer(recipe, out, variant=label, device=device, progress=progress)
-        can_resume = resume and (out / STATE_FILE).exists()
-        result = trainer.fit(resume=can_resume)
-        if result.stopped_by == "interrupted":
-            raise SepkitError(f"interrupted: training state saved in {out}; continue with --resume")
-        summary = None
-        if evaluate and recipe.data.test:
-            summary = evaluate_variant(recipe, out, device=device, progress=progress, console=console)
-        outcomes.append(VariantOutcome(name, out, result, summary, seed))
+    with ExitStack() as locks:
+        # one process per run folder; others may train other variants or seeds of the same folder
+        for _, _, _, out in runs:
+            lock = locks.enter_context(RunLock(out))
+            if lock.took_over:
+                print(f"{out}: took over the stale lock of {lock.took_over.get('pid')} (no longer running)", file=sys.stderr)
+        claim_output(output_dir, loaded, [out for *_, out in runs] if overwrite else [])
+        for _, _, recipe, out in runs:  # validate every folder before training anything
+            prepare_output(out, recipe, resume=resume, overwrite=overwrite)
+        for name, seed, recipe, out in runs:
+            label = name if seed is None else f"{name}/{SEED_FOLDER.format(seed)}"
+            trainer = Trainer(recipe, out, variant=label, device=device, progress=progress)
+            can_resume = resume and (out / STATE_FILE).exists()
+            if can_resume:
+                print(_resume_line(label, out / STATE_FILE), file=sys.stderr, flush=True)
+            result = trainer.fit(resume=can_resume)
+            if result.stopped_by == "interrupted":
+                raise SepkitError(f"interrupted: training state saved in {out}; continue with --resume")
+            summary = None
+            if evaluate and recipe.data.test:
+                summary = evaluate_variant(recipe, out, device=device, progress=progress, console=console)
+            outcomes.append(VariantOutcome(name, out, result, summary, seed))
     return outcomes
 
 
@@ -185,10 +319,38 @@ def evaluate_variant(
     from .model import load_model
     from .training.trainer import MODEL_FILE
 
+    device = device or recipe.training.device
     model = load_model(out / MODEL_FILE)
-    return evaluate_recipe(
-        model, recipe, out / "evaluation", device=device or recipe.training.device, progress=progress, console=console
-    )
+    summary = evaluate_recipe(model, recipe, out / "evaluation", device=device, progress=progress, console=console)
+    evaluate_selection_rules(recipe, out, device=device)
+    return summary
+
+
+def evaluate_selection_rules(recipe: Recipe, out: Path, *, device: str | None = None) -> None:
+    """Score the model every selection rule kept (``evaluation-<rule>/``), quietly: ``sepkit report``
+    shows what each rule would have given on the test set, so users see what selection costs."""
+    from .evaluation import evaluate_recipe
+    from .model import load_model
+    from .training.selection import RULES, rule_file
+    from .training.trainer import MODEL_FILE
+
+    scored = {_digest(out / MODEL_FILE): out / "evaluation"}
+    for rule in RULES:
+        path, folder = out / rule_file(rule), out / f"evaluation-{rule}"
+        if not path.exists():
+            continue
+        digest = _digest(path)
+        if digest in scored:  # the same epoch's model: the same scores
+            shutil.copytree(scored[digest], folder, dirs_exist_ok=True)
+        else:
+            evaluate_recipe(load_model(path), recipe, folder, device=device, progress=False, console=None)
+            scored[digest] = folder
+
+
+def _digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def comparison_rows(outcomes: list[VariantOutcome]) -> list[dict[str, Any]]:

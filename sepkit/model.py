@@ -126,18 +126,9 @@ def save_model(
             raise SepkitError(f"save_model: state entry '{name}' is a {type(value).__name__}; only tensors can be saved")
         # clone: no shared storage (safetensors refuses it); contiguous: channels-last weights too
         tensors[name] = value.detach().to("cpu").clone().contiguous()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        # bytes written by Python, so the file gets the usual permissions (save_file makes it 0600)
-        with temporary.open("wb") as handle:
-            handle.write(save(tensors, metadata=header))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
+    from .io import write_bytes
+
+    return write_bytes(path, save(tensors, metadata=header))
 
 
 # -- loading ---------------------------------------------------------------------------------------
@@ -239,6 +230,34 @@ def model_recipe(data: dict[str, Any], *, components: dict[str, Any] | None = No
     return recipe
 
 
+def check_header(header: dict[str, str], recipe: "Recipe", path: Path) -> None:
+    """The header's sample_rate, channels and sources must say what the stored recipe says: a file
+    whose two descriptions disagree was edited or damaged, and neither can be trusted."""
+    stated = {"sample_rate": header.get("sample_rate"), "channels": header.get("channels")}
+    expected = {"sample_rate": str(recipe.audio.sample_rate), "channels": str(recipe.audio.channels)}
+    wrong = [f"{key} {stated[key]!r} (the recipe says {expected[key]})" for key in stated if stated[key] != expected[key]]
+    sources = _json(header, "sources", path)
+    if sources != list(recipe.sources):
+        wrong.append(f"sources {sources!r} (the recipe says {list(recipe.sources)!r})")
+    if wrong:
+        raise SepkitError(f"{path}: inconsistent model file: its header says {'; '.join(wrong)}; refusing to load it")
+
+
+def check_finite(state: dict[str, "torch.Tensor"], path: Path) -> None:
+    """NaN or infinite weights (a diverged run, a damaged file) are refused when the model loads,
+    not discovered as NaN stems."""
+    import torch
+
+    bad = {name: int((~torch.isfinite(t)).sum()) for name, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()}
+    if bad:
+        count = sum(bad.values())
+        names = ", ".join(list(bad)[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise SepkitError(
+            f"{path}: the model file holds non-finite weights ({count} NaN or infinite value(s) in {names}); "
+            "it cannot separate anything (was it saved from a diverged run?)"
+        )
+
+
 def load_model(path: str | os.PathLike[str], *, device: "str | torch.device" = "cpu") -> "Model":
     """Read a model file and rebuild its representation and separator through the registries.
 
@@ -256,6 +275,7 @@ def load_model(path: str | os.PathLike[str], *, device: "str | torch.device" = "
     components = _json(header, "components", path)
     components = components if isinstance(components, dict) else {}
     recipe = model_recipe(_json(header, "recipe", path), components=components, where=str(path))
+    check_header(header, recipe, path)
     metadata = _json(header, "metadata", path)
     try:
         representation = build_representation(recipe)
@@ -266,6 +286,7 @@ def load_model(path: str | os.PathLike[str], *, device: "str | torch.device" = "
         state = load_file(str(path), device="cpu")
     except Exception as exc:
         raise SepkitError(f"{path}: corrupt model file: cannot read the weights: {exc}") from None
+    check_finite(state, path)
     try:
         separator.load_state_dict(state, strict=True)
     except RuntimeError as exc:

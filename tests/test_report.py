@@ -618,6 +618,7 @@ def test_seed_runs_are_not_mixed_with_an_unseeded_run(tmp_path):
     out = tmp_path / "runs"
     (out / "baseline").mkdir(parents=True)
     (out / "baseline" / "recipe.resolved.toml").write_text("name = 'x'\n", encoding="utf-8")
+    (out / "baseline" / "model.safetensors").write_bytes(b"trained")  # a run, not a failed start
     with pytest.raises(SepkitError, match="holds a run without --seeds; its seed runs would be mixed with it"):
         run_experiment(load_recipe(recipe_path), out, variant="baseline", seeds=[0], progress=False)
     assert not (out / "baseline" / "seed-0").exists()

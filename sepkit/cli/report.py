@@ -54,12 +54,12 @@ def register(app: typer.Typer) -> None:
             if str(markdown_path) == "-":
                 typer.echo(text)
             else:
-                from ..experiment import write_atomic
+                from ..io import write_text
 
                 if markdown_path.exists() and markdown_path.is_dir():
                     raise SepkitError(f"--markdown {markdown_path}: is a folder")
                 markdown_path.parent.mkdir(parents=True, exist_ok=True)
-                write_atomic(markdown_path, text)
+                write_text(markdown_path, text)
         if plot_path is not None:
             from ..report_plots import plot_report
 

@@ -17,14 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..audio import RESAMPLE_QUALITY, AudioInfo, read_resampled
+from ..io import AtomicFile, write_bytes
 from ..userdirs import CACHE_ENV, cache_root
 FORMAT_VERSION = 1
 log = logging.getLogger("sepkit.data")
@@ -102,19 +101,10 @@ class AudioCache:
         try:
             array_path.parent.mkdir(parents=True, exist_ok=True)
             # Write beside the target and rename: a killed run never leaves a half-written entry.
-            _atomic_write(array_path, lambda handle: np.save(handle, audio, allow_pickle=False))
-            _atomic_write(info_path, lambda handle: handle.write(json.dumps(info.__dict__).encode()))
+            with AtomicFile(array_path) as handle:
+                np.save(handle, audio, allow_pickle=False)  # type: ignore[arg-type]
+            write_bytes(info_path, json.dumps(info.__dict__).encode())
         except OSError as exc:
             self._writable = False
             log.warning("audio cache %s is not writable (%s); continuing without it", self.directory, exc)
 
-
-def _atomic_write(target: Path, write) -> None:  # type: ignore[no-untyped-def]
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

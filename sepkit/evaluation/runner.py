@@ -273,18 +273,13 @@ def model_fingerprint(model: Any) -> str:
 
 def write_estimates(folder: Path, item: ScoringInput) -> None:
     """``<source>-reference.wav`` and ``<source>-estimate.wav`` exactly as scored (32-bit float)."""
-    import soundfile as sf
+    from ..audio import write_wav
 
     folder.mkdir(parents=True, exist_ok=True)
     for j, source in enumerate(item.sources):
         for kind, signal in (("reference", item.references[j]), ("estimate", item.estimates[j])):
-            path = folder / f"{safe_name(source)}-{kind}.wav"
-            temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
-            try:
-                sf.write(str(temporary), np.asarray(signal, dtype=np.float32).T, item.sample_rate, subtype="FLOAT", format="WAV")
-                os.replace(temporary, path)
-            finally:
-                temporary.unlink(missing_ok=True)
+            data = np.asarray(signal, dtype=np.float32).T
+            write_wav(folder / f"{safe_name(source)}-{kind}.wav", data, item.sample_rate)
 
 
 # -- one track ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Append-only JSON-lines logs (metrics.jsonl, validation.jsonl), flushed line by line."""
+"""Append-only JSON-lines logs (metrics.jsonl, validation.jsonl), one ``write`` per line."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import json
 import math
 from pathlib import Path
 from typing import Any
+
+from ..errors import SepkitError
+from ..io import append_line, write_text
 
 
 def _clean(value: Any) -> Any:
@@ -21,17 +24,37 @@ class Journal:
         self.path = path
 
     def write(self, record: dict[str, Any]) -> None:
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(_clean(record)) + "\n")
+        append_line(self.path, json.dumps(_clean(record)))
 
     def read(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return []
-        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return read_jsonl(self.path)
 
     def truncate_after(self, step: int) -> None:
-        """Drop lines logged after ``step`` (a resumed run replays them)."""
+        """Drop lines logged after ``step`` (a resumed run replays them) and a torn last line."""
         kept = [r for r in self.read() if r.get("step", 0) <= step]
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
-        tmp.replace(self.path)
+        write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines log. A last line cut short (a kill or a full disk during the
+    append) is left out; damage anywhere else is an error naming the file and the line."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise SepkitError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            if number == len(lines):
+                break  # torn by an interrupted append
+            raise SepkitError(f"{path}: line {number} is not a log record ({exc}); the log is damaged") from None
+        records.append(record)
+    return records

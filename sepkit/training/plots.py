@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +52,12 @@ def plot_training_curves(metrics: list[dict[str, Any]], validation: list[dict[st
         ax.plot(vx, [v["loss"] for v in validation if "loss" in v], "o-", label="validation loss")
         ax.set_ylabel("validation loss")
         twin = ax.twinx()
-        sources = sorted({s for v in validation for s in (v.get("sdr") or {})})
-        for source in sources:
-            twin.plot(vx, [(v.get("sdr") or {}).get(source) for v in validation if "loss" in v], "--", label=f"SDR {source}")
+        # every source, in the recipe's order; colours after the loss's, so no source shares its colour
+        sources = list(dict.fromkeys(s for v in validation for s in (v.get("sdr") or {})))
+        colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for i, source in enumerate(sources):
+            twin.plot(vx, [(v.get("sdr") or {}).get(source) for v in validation if "loss" in v], "--",
+                      color=colours[(i + 1) % len(colours)], label=f"SDR {source}")
         twin.set_ylabel("simple SDR (dB)")
         lines = ax.get_legend_handles_labels()
         more = twin.get_legend_handles_labels()
@@ -73,13 +74,10 @@ def save_figure(fig: Any, path: Path, *, dpi: int) -> None:
     a plot being rewritten at every epoch end is never seen half-written."""
     import matplotlib.pyplot as plt
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
+    from ..io import AtomicFile
+
     try:
-        fig.savefig(tmp, dpi=dpi)
-        os.replace(tmp, path)
+        with AtomicFile(path) as handle:
+            fig.savefig(handle, dpi=dpi, format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)

@@ -7,9 +7,8 @@ reverses it. No pickle anywhere: a corrupt file is an error, never code executio
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -51,37 +50,72 @@ def unpack(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return skeleton
 
 
+def _digest(tensors: dict[str, torch.Tensor], skeleton: str) -> str:
+    """sha256 over the skeleton and every tensor's name, dtype, shape and bytes: safetensors has no
+    checksum of its own, and a flipped bit in a weight would otherwise resume silently."""
+    digest = hashlib.sha256(skeleton.encode("utf-8"))
+    for key in sorted(tensors):
+        tensor = tensors[key]
+        digest.update(f"{key}|{tensor.dtype}|{list(tensor.shape)}|".encode("utf-8"))
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def save_state(path: Path, state: dict[str, Any]) -> None:
-    """Write ``state`` atomically: a temporary file in the same folder, then a rename."""
-    from safetensors.torch import save_file
+    """Write ``state`` atomically (a temporary file in the same folder, fsync, rename), with a
+    checksum: a failed write keeps the previous state whole, a damaged file is never resumed."""
+    from safetensors.torch import save
+
+    from ..io import write_bytes
 
     tensors: dict[str, torch.Tensor] = {}
-    skeleton = pack(state, tensors)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"format": FORMAT, "state": json.dumps(skeleton)})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    skeleton = json.dumps(pack(state, tensors))
+    metadata = {"format": FORMAT, "state": skeleton, "sha256": _digest(tensors, skeleton)}
+    write_bytes(path, save(tensors, metadata=metadata))
+
+
+def _metadata(path: Path, handle: Any) -> dict[str, str]:
+    metadata = handle.metadata() or {}
+    if metadata.get("format") != FORMAT:
+        raise SepkitError(f"{path}: not a sepkit training state (format {metadata.get('format')!r})")
+    return metadata
 
 
 def load_state(path: Path) -> dict[str, Any]:
-    """Read a state written by :func:`save_state`; a corrupt file is a one-line error."""
+    """Read a state written by :func:`save_state`; a corrupt file is a one-line error (and is left
+    as it is)."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-            if metadata.get("format") != FORMAT:
-                raise SepkitError(f"{path}: not a sepkit training state (format {metadata.get('format')!r})")
+            metadata = _metadata(path, f)
             tensors = {key: f.get_tensor(key) for key in f.keys()}
+        expected = metadata.get("sha256")
+        if expected is not None and _digest(tensors, metadata["state"]) != expected:
+            raise SepkitError(
+                f"{path}: corrupt training state (checksum mismatch: the file was damaged after it was written); "
+                "resume from a copy, or start again with --overwrite"
+            )
         return unpack(json.loads(metadata["state"]), tensors)
     except SepkitError:
         raise
     except FileNotFoundError:
         raise SepkitError(f"{path}: no training state to resume from") from None
     except Exception as exc:
-        raise SepkitError(f"{path}: corrupt training state ({type(exc).__name__}: {exc})") from None
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        raise SepkitError(f"{path}: corrupt training state ({type(exc).__name__}: {reason})") from None
+
+
+def read_counters(path: Path) -> dict[str, Any]:
+    """The counters (epoch, updates...) of a state file, from its metadata alone (no tensor read)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            skeleton = json.loads(_metadata(path, f)["state"])
+        return unpack(skeleton["__dict__"]["counters"], {})
+    except SepkitError:
+        raise
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        raise SepkitError(f"{path}: corrupt training state ({type(exc).__name__}: {reason})") from None

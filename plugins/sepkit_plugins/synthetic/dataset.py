@@ -11,15 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt
 
+from sepkit.audio import write_wav
 from sepkit.component import ComponentConfig
 from sepkit.dataset import MIXTURE, Dataset, Role, StemFile, Track
 from sepkit.errors import SepkitError
+from sepkit.io import write_bytes
 
 from .generator import GENERATOR_VERSION, INSTRUMENTS, PCM_SCALE, SOURCES, generate_item
 
@@ -206,7 +207,7 @@ def ensure_generated(folder: Path, parameters: dict[str, Any]) -> dict[str, Any]
             files[stem] = {"path": relative, "bytes": (folder / relative).stat().st_size}
         entries.append({"name": name, "files": files, "metadata": item.metadata})
     manifest = {"parameters": parameters, "tracks": entries}
-    _atomic_write_bytes(folder / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
+    write_bytes(folder / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
     return manifest
 
 
@@ -231,28 +232,9 @@ def _read_manifest(folder: Path, parameters: dict[str, Any]) -> dict[str, Any] |
 def _write_pcm16(path: Path, samples: Any, sample_rate: int) -> None:
     """Write samples (``[L]`` or ``[C, L]``) that lie on the 16-bit grid as exact 16-bit integers."""
     import numpy as np
-    import soundfile
 
     pcm = np.round(np.asarray(samples, dtype=np.float64).T * PCM_SCALE)
     if pcm.min(initial=0) < -32768 or pcm.max(initial=0) > 32767:
         raise SepkitError(f"synthetic sample out of the 16-bit range while writing {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            soundfile.write(handle, pcm.astype(np.int16), sample_rate, subtype="PCM_16", format="WAV")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_wav(path, pcm.astype(np.int16), sample_rate, subtype="PCM_16")
 
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
