@@ -10,9 +10,13 @@ resample (soxr 'HQ', the quality librosa uses by default) -> clip to [-1, 1].
 
 from __future__ import annotations
 
+import os
 import re
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -51,6 +55,26 @@ class AudioInfo:
         return self.frames / self.sample_rate if self.sample_rate else 0.0
 
 
+@contextmanager
+def quiet_decoder(kind: str) -> Iterator[None]:
+    """Silence what a decoder prints itself: mpg123 (libsndfile's MP3 decoder) writes notes about a
+    damaged stream straight to file descriptor 2, and sepkit reports the damage in one line of its
+    own. Other formats are left alone."""
+    if kind.upper() != "MP3":
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def is_audio_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS and not path.name.startswith(".")
 
@@ -63,7 +87,7 @@ def audio_info(path: str | Path) -> AudioInfo:
     if not path.exists():
         raise AudioError(path, "no such file")
     try:
-        with soundfile.SoundFile(str(path)) as handle:
+        with quiet_decoder(path.suffix.lstrip(".")), soundfile.SoundFile(str(path)) as handle:
             info = AudioInfo(
                 path=str(path),
                 sample_rate=int(handle.samplerate),
@@ -73,7 +97,11 @@ def audio_info(path: str | Path) -> AudioInfo:
             )
             log = handle.extra_info
     except (soundfile.SoundFileError, RuntimeError, OSError) as exc:
-        raise AudioError(path, f"cannot read audio ({_reason(exc)})") from None
+        reason = _reason(exc)
+        if "does not exist or is not a regular file" in reason and path.is_file():
+            # libsndfile's words when a decoder (mpg123 for .mp3) rejects the bytes of a file that exists
+            reason = f"not decodable audio: no {path.suffix.lstrip('.').upper() or 'audio'} stream in it"
+        raise AudioError(path, f"cannot read audio ({reason})") from None
     if info.frames <= 0:
         raise AudioError(path, "the file holds no samples")
     declared = _TRUNCATED_DATA.search(log or "")
@@ -101,8 +129,6 @@ def write_failure(exc: BaseException, path: str | Path) -> OSError | None:
     except Exception:  # another soundfile: no errno to recover
         code = 0
     if "System error" in str(exc) and code:
-        import os
-
         return OSError(code, os.strerror(code), str(path))
     return None
 
@@ -139,7 +165,8 @@ def decode(path: str | Path, *, channel: int | None = None) -> tuple[np.ndarray,
     if channel is not None and not 0 <= channel < info.channels:
         raise AudioError(path, f"has {info.channels} channel(s), channel {channel} was asked for")
     try:
-        data, _ = soundfile.read(str(path), dtype="float32", always_2d=True)
+        with quiet_decoder(info.format):
+            data, _ = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (soundfile.SoundFileError, RuntimeError, OSError) as exc:
         raise AudioError(path, f"cannot decode audio ({_reason(exc)})") from None
     if data.shape[0] < info.frames:

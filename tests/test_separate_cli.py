@@ -212,10 +212,15 @@ def test_an_input_is_never_overwritten(run_cli, model_file, tmp_path):
 
 def test_two_inputs_with_the_same_name(run_cli, model_file, tmp_path):
     one = write(tmp_path / "x" / "song.wav", 0.5, 8000, 1)
-    two = write(tmp_path / "y" / "song.flac", 0.5, 8000, 1)
+    two = write(tmp_path / "y" / "song.wav", 0.5, 8000, 1)
     result = run_cli("separate", one, two, "-m", model_file, "-o", tmp_path / "out")
     assert result.exit_code == 1
     assert f"error: {two}: its output folder" in result.stderr and f"is already used by {one}" in result.stderr
+    # the same name with another extension is told apart (tests/faults covers x.flac with x.ogg)
+    three = write(tmp_path / "z" / "song.flac", 0.5, 8000, 1)
+    result = run_cli("separate", one, three, "-m", model_file, "-o", tmp_path / "other")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "other" / "song-wav" / "vocals.wav").exists() and (tmp_path / "other" / "song-flac" / "vocals.wav").exists()
 
 
 def test_outdir_that_is_a_file(run_cli, model_file, tmp_path):

@@ -175,7 +175,7 @@ def _separate_all(
 ) -> list["FileResult"]:
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-    from ..separation.files import FileResult, expand_inputs, output_folder, separate_file
+    from ..separation.files import FileResult, expand_inputs, output_folders, separate_file
 
     files, bad_inputs = expand_inputs(inputs)
     for result in bad_inputs:
@@ -189,16 +189,21 @@ def _separate_all(
         console=errors, disable=not show, transient=True,  # type: ignore[arg-type]
     ) as progress:
         overall = progress.add_task("all files", total=len(files))
-        for path in files:
-            folder = output_folder(out_dir, path).resolve()
+        planned = output_folders(out_dir, files)
+        for index, path in enumerate(files):
+            folder = planned[path].resolve()
             if folder in claimed:
-                result = FileResult(path, error=f"{path}: its output folder {output_folder(out_dir, path)} is already used by {claimed[folder]}")
+                result = FileResult(
+                    path, error=f"{path}: its output folder {planned[path]} is already used by {claimed[folder]} "
+                    "(separate it in another call, or with another -o)",
+                )
             else:
                 task = progress.add_task(path.name, total=None)
                 result = separate_file(
                     model, path, out_dir, stems=stems, fmt=fmt, bit_depth=bit_depth, overwrite=overwrite,
                     options=options, protected=protected,  # type: ignore[arg-type]
                     progress=lambda done, total, _task=task: progress.update(_task, completed=done, total=total),
+                    folder=planned[path],
                 )
                 progress.remove_task(task)
                 if result.error is None:  # a failed input leaves nothing behind, so its folder stays free
@@ -207,6 +212,13 @@ def _separate_all(
                 _print_error(errors, result.error)
             results.append(result)
             progress.advance(overall)
+            if result.disk_full:  # every further file would fail the same way: stop, and say what was done
+                rest = files[index + 1 :]
+                results.extend(FileResult(p, error="not attempted: no space left on the output device", skipped=True) for p in rest)
+                done = sum(r.error is None for r in results)
+                _print_error(errors, f"no space left on the device of {out_dir}: stopped after {done} file(s) separated, "
+                             f"{len(rest)} not attempted (the stems written are kept); free some space and separate the rest")
+                break
     return results
 
 
@@ -229,6 +241,6 @@ def _print_table(results: list["FileResult"]) -> None:
             f"{r.duration:.1f} s" if r.duration else "-",
             f"{r.seconds:.2f} s" if r.error is None else "-",
             f"{r.realtime_factor:.1f}x" if r.realtime_factor is not None else "-",
-            "ok" if r.error is None else "failed",
+            "ok" if r.error is None else ("skipped" if r.skipped else "failed"),
         )
     Console(file=sys.stdout).print(table)

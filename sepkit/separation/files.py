@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import SepkitError
+from ..io import no_space
 from .engine import BLOCK_SECONDS, EngineOptions, run_pipeline
 from .output import StemWriter, output_subtype
 from .reader import find_audio_files, probe, read_blocks
@@ -29,6 +30,10 @@ class FileResult:
     seconds: float = 0.0
     outputs: dict[str, Path] = field(default_factory=dict)
     error: str | None = None
+    #: The output device is full: the files after this one are not attempted.
+    disk_full: bool = False
+    #: Not attempted (an earlier file found the disk full).
+    skipped: bool = False
 
     @property
     def realtime_factor(self) -> float | None:
@@ -43,6 +48,7 @@ class FileResult:
             "realtime_factor": None if self.realtime_factor is None else round(self.realtime_factor, 2),
             "outputs": {s: str(p) for s, p in self.outputs.items()},
             "error": self.error,
+            "skipped": self.skipped,
         }
 
 
@@ -73,6 +79,22 @@ def output_folder(out_dir: Path, path: Path) -> Path:
     return out_dir / path.stem
 
 
+def output_folders(out_dir: Path, files: list[Path]) -> dict[Path, Path]:
+    """Each file's output folder: ``OUTDIR/<name>``; files of one call that share a name but not an
+    extension (``x.flac`` and ``x.ogg``) get ``OUTDIR/<name>-<ext>`` each, so that both are separated.
+    (Files that share name and extension keep the plain folder: the first one claims it.)"""
+    groups: dict[Path, list[Path]] = {}
+    for path in files:
+        groups.setdefault(output_folder(out_dir, path).resolve(), []).append(path)
+    folders = {}
+    for group in groups.values():
+        suffixes = [p.suffix.lower() for p in group]
+        distinct = len(group) > 1 and len(set(suffixes)) == len(group)
+        for path, suffix in zip(group, suffixes):
+            folders[path] = out_dir / f"{path.stem}-{suffix.lstrip('.')}" if distinct else output_folder(out_dir, path)
+    return folders
+
+
 def separate_file(
     model: "Model",
     path: Path,
@@ -85,6 +107,7 @@ def separate_file(
     options: EngineOptions | None = None,
     protected: frozenset[Path] = frozenset(),
     progress: Callable[[int, int], object] | None = None,
+    folder: Path | None = None,
 ) -> FileResult:
     """Separate one file into ``out_dir/<stem>/<source>.<fmt>`` at the file's own rate and channels.
 
@@ -102,7 +125,7 @@ def separate_file(
             raise SepkitError(f"unknown stem(s) {', '.join(unknown)}; this model separates {', '.join(model.sources)}")
         info = probe(path)
         result.duration = info.seconds
-        folder = output_folder(Path(out_dir), path)
+        folder = folder if folder is not None else output_folder(Path(out_dir), path)
         indices = [model.sources.index(s) for s in wanted]
         with StemWriter(
             folder, wanted, fmt=fmt, subtype=subtype, sample_rate=info.sample_rate, channels=info.channels,
@@ -122,8 +145,10 @@ def separate_file(
     except SepkitError as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         result.error = message if message.startswith(str(path)) else f"{path}: {message}"
-    except OSError as exc:  # disk full, permissions: this file fails, the others may not
+        result.disk_full = no_space(exc)
+    except OSError as exc:  # permissions, a lost device: this file fails, the others may not
         result.error = f"{path}: cannot write the stems: {exc.strerror or exc}"
+        result.disk_full = no_space(exc)
     except MemoryError:
         result.error = f"{path}: out of memory"
     result.seconds = time.perf_counter() - started

@@ -1,17 +1,19 @@
-"""Writing stems atomically: every stem goes to a hidden temporary file in its target folder and is
-renamed into place only when all of them are complete, so an interrupted or failed run leaves no
-truncated stem (and no stem of a half-separated song)."""
+"""Writing stems atomically: every stem goes to a hidden temporary file in its target folder
+(:class:`sepkit.io.AtomicFile`) and is renamed into place only when all of them are complete, so an
+interrupted or failed run leaves no truncated stem (and no stem of a half-separated song); the
+temporary files a killed run leaves are removed by the next run that writes the same stems."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from types import TracebackType
 
 import numpy as np
 import soundfile as sf
 
+from ..audio import write_failure
 from ..errors import SepkitError
+from ..io import AtomicFile, WriteError
 
 #: --format -> libsndfile major format
 FORMATS = {"wav": "WAV", "flac": "FLAC", "ogg": "OGG"}
@@ -71,14 +73,19 @@ class StemWriter:
             raise SepkitError(f"{self.folder}: cannot create the output folder: a file is in the way") from None
         except OSError as exc:
             raise SepkitError(f"{self.folder}: cannot create the output folder: {exc.strerror or exc}") from None
-        self._temporary = {s: self.folder / f".{t.name}.{os.getpid()}.partial" for s, t in self.targets.items()}
+        self._fmt = fmt
+        self._atomic: dict[str, AtomicFile] = {}
         self._files: dict[str, sf.SoundFile] = {}
         try:
-            for source, temporary in self._temporary.items():
+            for source, target in self.targets.items():
+                self._atomic[source] = AtomicFile(target)  # removes what a killed run left of it
                 self._files[source] = sf.SoundFile(
-                    str(temporary), mode="w", samplerate=int(sample_rate), channels=int(channels),
+                    str(self._atomic[source].temporary), mode="w", samplerate=int(sample_rate), channels=int(channels),
                     format=FORMATS[fmt], subtype=subtype,
                 )
+        except WriteError:
+            self.abort()
+            raise
         except Exception as exc:
             self.abort()
             raise SepkitError(f"{self.folder}: cannot write {fmt} files: {exc}") from None
@@ -89,15 +96,28 @@ class StemWriter:
             data = stem.T
             if self._clip:  # PCM would wrap around; clip at full scale instead
                 data = np.clip(data, -1.0, 1.0)
-            self._files[source].write(np.ascontiguousarray(data))
+            try:
+                self._files[source].write(np.ascontiguousarray(data))
+            except (sf.SoundFileError, RuntimeError) as exc:
+                raise self._failure(source, exc) from None
+
+    def _failure(self, source: str, exc: Exception) -> SepkitError:
+        """A libsndfile error as sepkit's: a full disk is a WriteError naming the stem."""
+        cause = write_failure(exc, self.targets[source])
+        if cause is not None:
+            return WriteError(self.targets[source], cause)
+        return SepkitError(f"{self.targets[source]}: cannot write {self._fmt}: {exc}")
 
     def commit(self) -> dict[str, Path]:
-        """Close every file and rename it into place."""
-        for handle in self._files.values():
-            handle.close()
-        for source, temporary in self._temporary.items():
-            os.replace(temporary, self.targets[source])
+        """Close every file (the encoder's last bytes), flush them to the disk, rename them into place."""
+        for source, handle in self._files.items():
+            try:
+                handle.close()
+            except (sf.SoundFileError, RuntimeError) as exc:
+                raise self._failure(source, exc) from None
         self._files = {}
+        for atomic in self._atomic.values():
+            atomic.commit()
         return dict(self.targets)
 
     def abort(self) -> None:
@@ -108,8 +128,8 @@ class StemWriter:
             except Exception:  # closing a broken encoder must not hide the original error
                 pass
         self._files = {}
-        for temporary in self._temporary.values() if hasattr(self, "_temporary") else ():
-            temporary.unlink(missing_ok=True)
+        for atomic in getattr(self, "_atomic", {}).values():
+            atomic.discard()
         if self._created_folder:
             try:
                 self.folder.rmdir()

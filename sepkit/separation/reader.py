@@ -13,7 +13,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..audio import AUDIO_EXTENSIONS, AudioError, AudioInfo, audio_info, is_audio_file
+from ..audio import AUDIO_EXTENSIONS, AudioError, AudioInfo, audio_info, is_audio_file, quiet_decoder
 
 __all__ = ["AUDIO_EXTENSIONS", "AudioInfo", "find_audio_files", "probe", "read_blocks"]
 
@@ -28,6 +28,15 @@ def find_audio_files(folder: Path) -> list[Path]:
         for path in sorted(folder.rglob("*"))
         if not any(part.startswith(".") for part in path.relative_to(folder).parts) and is_audio_file(path)
     ]
+
+
+def _decoded_until(handle: object, yielded: int) -> int:
+    """How far the decoder got before it failed (libsndfile's position, which includes the frames of
+    the failed block decoded before the damage), never less than what was delivered."""
+    try:
+        return max(int(handle.tell()), yielded)  # type: ignore[attr-defined]
+    except Exception:  # a decoder in an error state may not answer
+        return yielded
 
 
 def probe(path: Path) -> AudioInfo:
@@ -46,17 +55,21 @@ def read_blocks(info: AudioInfo, block_frames: int) -> Iterator[np.ndarray]:
 
     path = info.path
     read = 0
-    try:
-        with soundfile.SoundFile(str(path)) as handle:
-            while True:
+    with quiet_decoder(info.format), soundfile.SoundFile(str(path)) as handle:
+        while True:
+            try:
                 block = handle.read(block_frames, dtype="float32", always_2d=True)
-                if block.shape[0] == 0:
-                    break
-                read += block.shape[0]
-                yield block
-    except (soundfile.SoundFileError, RuntimeError, OSError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise AudioError(path, f"truncated or corrupt audio after {read / info.sample_rate:.2f} s ({reason})") from None
+            except (soundfile.SoundFileError, RuntimeError, OSError) as exc:
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                where = _decoded_until(handle, read)
+                raise AudioError(
+                    path, f"truncated or corrupt audio: decoding fails at {where / info.sample_rate:.2f} s "
+                    f"of {info.seconds:.2f} s ({reason.removeprefix('Error : ')})"
+                ) from None
+            if block.shape[0] == 0:
+                break
+            read += block.shape[0]
+            yield block
     if read == 0:
         raise AudioError(path, "the file holds no samples")
     if read < info.frames and info.format not in _ESTIMATED_LENGTH:
