@@ -5,9 +5,22 @@ This module is light on purpose (no torch): recipe validation and ``sepkit --hel
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+T = TypeVar("T")
+
+
+def none_from_toml(value: Any) -> Any:
+    """TOML has no null: ``false`` (what resolved recipes write for None) or ``"none"`` mean None."""
+    if value is False or (isinstance(value, str) and value.lower() == "none"):
+        return None
+    return value
+
+
+#: An optional setting written in TOML: ``TomlOptional[float]`` accepts a float, ``false`` or ``"none"``.
+TomlOptional = Annotated[T | None, BeforeValidator(none_from_toml)]
 
 
 class ComponentConfig(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 
@@ -25,6 +25,11 @@ class Divergence(Component, abc.ABC):
     divergence estimate that the trainer logs (``CriticLoss.estimate``). ``separator_loss`` is minimised by
     the separator (through ``fake``).
     """
+
+    #: Critic updates per separator update when the recipe says ``critic_iterations = "auto"``:
+    #: Wasserstein critics must be near-optimal for their gradient to mean anything (WGAN: 5);
+    #: GAN-style divergences usually alternate one for one (TTUR practice).
+    default_critic_iterations: ClassVar[int] = 5
 
     def __init__(self, config: ComponentConfig) -> None:
         self.config = config

@@ -103,9 +103,19 @@ def js_gaussians(m1: float, s1: float, m2: float, s2: float) -> float:
 
 
 def test_registered_with_the_paper_defaults():
-    assert make("wasserstein-gp").config.model_dump() == {"gradient_penalty": 10.0, "one_sided": True}
-    assert make("js").config.model_dump() == {"non_saturating": True}
-    assert make("kl").config.model_dump() == {"non_saturating": False, "max_exponent": 30.0}
+    assert make("wasserstein-gp").config.model_dump() == {"penalty": "gp-one-sided", "penalty_weight": 10.0}
+    assert make("js").config.model_dump() == {"penalty": "none", "penalty_weight": 10.0, "non_saturating": True}
+    # KL: non-saturating separator loss and a cap that bounds an example's weight at e^4 (issue 13)
+    assert make("kl").config.model_dump() == {
+        "penalty": "none", "penalty_weight": 10.0, "non_saturating": True, "max_exponent": 5.0}
+
+
+def test_wasserstein_reads_the_paper_names_of_earlier_recipes():
+    config = make("wasserstein-gp", gradient_penalty=5.0, one_sided=False).config
+    assert (config.penalty, config.penalty_weight) == ("gp", 5.0)
+    assert (config.gradient_penalty, config.one_sided) == (5.0, False)
+    with pytest.raises(ValueError, match="say the same thing"):
+        make("wasserstein-gp", gradient_penalty=5.0, penalty_weight=1.0)
 
 
 # --- estimates against analytic values -----------------------------------------------------------
@@ -263,7 +273,7 @@ def test_wasserstein_and_kl_separator_losses():
     fake = torch.randn(32, 1, 1, 1)
     scores = 0.3 * fake.flatten() - 0.2
     assert float(make("wasserstein-gp").separator_loss(critic, fake).detach()) == pytest.approx(float(-scores.mean()), rel=1e-6)
-    assert float(make("kl").separator_loss(critic, fake).detach()) == pytest.approx(float(-torch.exp(scores - 1).mean()), rel=1e-6)
+    assert float(make("kl", non_saturating=False).separator_loss(critic, fake).detach()) == pytest.approx(float(-torch.exp(scores - 1).mean()), rel=1e-6)
     assert float(make("kl", non_saturating=True).separator_loss(critic, fake).detach()) == pytest.approx(float(-scores.mean()), rel=1e-6)
     real = torch.randn(32, 1, 1, 1)
     bound = (0.3 * real.flatten() - 0.2).mean() - torch.exp(scores - 1).mean()

@@ -11,22 +11,27 @@ import pytest
 from sepkit.recipe import load_recipe
 from tests.conftest import REPO
 
-VARIANTS = ["baseline", "vocals-critic", "both-critics", "both-critics-js", "both-critics-kl"]
+PAPER_VARIANTS = ["baseline", "vocals-critic", "both-critics", "both-critics-js", "both-critics-kl"]
+#: issue 13's stabilised variants (balanced weight, weight average, R1 critics, selection by field SDR)
+STABILISED = ["baseline-ema", "both-critics-balanced", "both-critics-balanced-low", "vocals-critic-balanced",
+              "both-critics-js-r1", "both-critics-kl-r1"]
+VARIANTS = PAPER_VARIANTS + STABILISED
 
 
 def test_both_scales_have_the_experiments_variants_and_differ_only_in_size():
     paper = load_recipe(REPO / "recipes" / "offline_corpus.toml").variants
     cpu = load_recipe(REPO / "recipes" / "offline_corpus_cpu.toml").variants
     assert list(paper) == VARIANTS
-    assert list(cpu) == [*VARIANTS, "vocals-critic-low-alpha", "both-critics-high-alpha"]
+    assert list(cpu) == [*PAPER_VARIANTS, "vocals-critic-low-alpha", "both-critics-high-alpha", *STABILISED]
     assert cpu["vocals-critic-low-alpha"].training.alpha == 0.001 and cpu["both-critics-high-alpha"].training.alpha == 0.01
     for name in VARIANTS:
         p, c = paper[name], cpu[name]
         # every algorithmic element is kept ...
-        for key in ("critic_iterations", "alpha", "beta", "loudness_augmentation", "betas", "early_stopping", "patience"):
+        for key in ("critic_iterations", "alpha", "beta", "loudness_augmentation", "betas", "early_stopping", "patience",
+                    "adversarial_weighting", "alpha_warmup_updates", "ema", "select", "select_subset"):
             assert getattr(c.training, key) == getattr(p.training, key), (name, key)
         assert c.representation == p.representation and c.audio == p.audio and c.data == p.data
-        assert c.divergence.type == p.divergence.type and sorted(c.critics) == sorted(p.critics)
+        assert c.divergence == p.divergence and sorted(c.critics) == sorted(p.critics)
         assert c.separator.config.depth == p.separator.config.depth == 4
         assert c.separator.config.input_frames == p.separator.config.input_frames == 158
         # ... the size is what changes

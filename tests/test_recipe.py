@@ -85,8 +85,8 @@ def test_out_of_range_values(run_cli, write_recipe, section, expected):
 
 
 def test_out_of_range_component_value(run_cli, write_recipe):
-    text = minimal_recipe() + '\n[divergence]\ntype = "wasserstein-gp"\ngradient_penalty = -1\n'
-    check_error(run_cli, write_recipe, text, "divergence.gradient_penalty: Input should be greater than or equal to 0")
+    text = minimal_recipe() + '\n[divergence]\ntype = "wasserstein-gp"\npenalty_weight = -1\n'
+    check_error(run_cli, write_recipe, text, "divergence.penalty_weight: Input should be greater than or equal to 0")
 
 
 def test_critic_for_a_source_that_is_not_listed(run_cli, write_recipe):

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..component import ComponentConfig
+from ..component import ComponentConfig, TomlOptional
 
 SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
@@ -58,6 +58,14 @@ class RepresentationSpec(ComponentSpec):
 
 class SeparatorSpec(ComponentSpec):
     kind: ClassVar[str] = "separator"
+
+    init: str | None = Field(
+        None,
+        description=(
+            "A sepkit model file whose separator weights training starts from (fine-tuning); same separator "
+            "type, sources, channels, sample rate and representation. Relative paths: from the recipe's folder."
+        ),
+    )
 
 
 class CriticSpec(ComponentSpec):
@@ -95,9 +103,45 @@ class TrainingConfig(Strict):
     learning_rate: PositiveFloat = Field(5e-5, description="Adam learning rate of the separator.")
     critic_learning_rate: PositiveFloat = Field(5e-5, description="Adam learning rate of each critic.")
     betas: tuple[float, float] = Field((0.9, 0.999), description="Adam betas (both optimisers).")
-    critic_iterations: NonNegativeInt = Field(5, description="Critic updates per separator update.")
-    alpha: NonNegativeFloat = Field(0.001, description="Weight of the adversarial term.")
+    critic_betas: TomlOptional[tuple[float, float]] = Field(
+        None, description="Adam betas of the critics (false: the same as betas)."
+    )
+    critic_iterations: NonNegativeInt | Literal["auto"] = Field(
+        5,
+        description='Critic updates per separator update; "auto": the divergence\'s own default '
+        "(5 for wasserstein-gp, 1 for js and kl).",
+    )
+    alpha: NonNegativeFloat = Field(
+        0.001,
+        description='Weight of the adversarial term ("fixed"), or with adversarial_weighting = "balanced" '
+        "the ratio of its gradient norm to the supervised term's at the separator's output.",
+    )
+    adversarial_weighting: Literal["fixed", "balanced"] = Field(
+        "fixed",
+        description='"fixed": alpha multiplies the adversarial term (the paper). "balanced": the term is '
+        "rescaled every update so that its gradient at the separator's output is alpha times the "
+        "supervised term's (norms smoothed by balance_smoothing).",
+    )
+    balance_smoothing: float = Field(
+        0.9, ge=0.0, lt=1.0, description="EMA decay of the gradient norms of the balanced weighting."
+    )
+    alpha_warmup_updates: NonNegativeInt = Field(
+        0, description="Linear ramp of alpha from 0 over this many separator updates (0: none)."
+    )
     beta: NonNegativeFloat = Field(0.001, description="Weight of the additive penalty on unpaired mixtures (only with critics).")
+    max_grad_norm: TomlOptional[PositiveFloat] = Field(
+        None, description="Clip the separator's gradient norm to this (false: no clipping)."
+    )
+    critic_max_grad_norm: TomlOptional[PositiveFloat] = Field(
+        None, description="Clip each critic's gradient norm to this (false: no clipping)."
+    )
+    ema: TomlOptional[float] = Field(
+        None,
+        ge=0.0,
+        lt=1.0,
+        description="Polyak (exponential moving) average of the separator's weights with this decay, "
+        "e.g. 0.99; validation, selection and the saved models use the average (false: off).",
+    )
     loudness_augmentation: tuple[PositiveFloat, PositiveFloat] | None = Field(
         (0.2, 1.2),
         description="Unpaired data only: linear magnitudes scaled by U(low, high) per example; false disables.",
@@ -105,6 +149,15 @@ class TrainingConfig(Strict):
     updates_per_epoch: PositiveInt = Field(1000, description="Separator updates per epoch.")
     max_epochs: PositiveInt = Field(1000, description="Hard limit on epochs.")
     early_stopping: bool = Field(True, description="Stop when validation stops improving.")
+    select: Literal["validation-loss", "validation-sdr", "last"] = Field(
+        "validation-loss",
+        description="Which epoch's separator becomes model.safetensors (and drives early stopping): the "
+        "lowest validation loss (the paper), the highest mean validation SDR, or the last. Every rule's "
+        "model is kept (model-by-*.safetensors) so that `sepkit report` can compare them.",
+    )
+    select_subset: TomlOptional[str] = Field(
+        None, description="Validation subset (its name, e.g. \"field\") that selection uses (false: all)."
+    )
     patience: NonNegativeInt = Field(
         6, description="Epochs without improvement tolerated before stopping (0: stop at the first)."
     )

@@ -32,6 +32,8 @@ from ..device import resolve_device
 from .journal import Journal
 from .losses import additive_penalty, supervised_loss
 from .progress import TrainingProgress
+from .selection import Selection, rule_file
+from .stabilisers import AdversarialWeight, WeightAverage
 from .state import load_state, save_state
 
 MODEL_FILE = "model.safetensors"
@@ -86,17 +88,23 @@ class Trainer:
         self.critics = {k: c.to(self.device) for k, c in build_critics(recipe, self.separator).items()}
         self.divergence = build_divergence(recipe) if self.critics else None
         betas = tuple(self.cfg.betas)
+        critic_betas = tuple(self.cfg.critic_betas or self.cfg.betas)
         self.optimiser = torch.optim.Adam(self.separator.parameters(), lr=self.cfg.learning_rate, betas=betas)
         self.critic_optimisers = {
-            k: torch.optim.Adam(c.parameters(), lr=self.cfg.critic_learning_rate, betas=betas)
+            k: torch.optim.Adam(c.parameters(), lr=self.cfg.critic_learning_rate, betas=critic_betas)
             for k, c in self.critics.items()
         }
+        self.critic_iterations = self._critic_iterations()
+        self.adversarial_weight = AdversarialWeight(self.cfg, self.device)
+        self.average = WeightAverage(self.separator, self.cfg.ema) if self.cfg.ema else None
+        self.selection = Selection(self.cfg.select, self.cfg.select_subset)
         self.source_index = {s: i for i, s in enumerate(recipe.sources)}
         self.data = data if data is not None else prepare_data(
             recipe, self.representation, self.window, self.device, cache_dir=cache_dir, progress=progress
         )
         if self.data.paired is None and not self.critics:
             raise SepkitError("nothing to train on: no paired data and no critics")
+        self._check_settings()
         self.autocast = self._autocast_context()
         self._forward = self.separator
         self._critic_forward = dict(self.critics)
@@ -119,6 +127,33 @@ class Trainer:
         self.validation_log = Journal(self.output_dir / "validation.jsonl")
 
     # ------------------------------------------------------------------ set-up helpers
+    def _critic_iterations(self) -> int:
+        """``training.critic_iterations``, or the divergence's own default for "auto"."""
+        iterations = self.cfg.critic_iterations
+        if iterations != "auto":
+            return int(iterations)
+        return self.divergence.default_critic_iterations if self.divergence is not None else 0
+
+    def _check_settings(self) -> None:
+        """Settings that only make sense with the data this recipe actually loaded."""
+        cfg = self.cfg
+        if cfg.adversarial_weighting == "balanced" and self.critics and self.data.paired is None:
+            raise SepkitError(
+                'training.adversarial_weighting = "balanced" balances the adversarial term against the '
+                'supervised one and needs paired data; use "fixed" for unsupervised-only training'
+            )
+        subsets = sorted({t.subset for t in self.data.validation})
+        if cfg.select_subset is not None and cfg.select_subset not in subsets:
+            raise SepkitError(
+                f"training.select_subset = {cfg.select_subset!r} is not a validation subset; "
+                f"the validation tracks' subsets are {subsets or 'none (no data.validation)'}"
+            )
+
+    @property
+    def inference_network(self) -> torch.nn.Module:
+        """What is validated and saved: the weight average when ``training.ema`` is set."""
+        return self.average.average if self.average is not None else self.separator
+
     def _autocast_context(self) -> Callable[[], Any]:
         if self.cfg.precision == "bf16":
             if self.device.type != "cuda":
@@ -137,7 +172,8 @@ class Trainer:
     def _critic_steps(self, log: dict[str, float]) -> bool:
         assert self.divergence is not None and self.data.mixtures is not None
         batch = self.cfg.batch_size
-        for _ in range(self.cfg.critic_iterations):
+        max_norm = self.cfg.critic_max_grad_norm or float("inf")
+        for _ in range(self.critic_iterations):
             mixtures = self.data.mixtures.sample(batch)[:, 0]
             with torch.no_grad(), self.autocast():
                 estimates = self._forward(mixtures).float()
@@ -152,7 +188,7 @@ class Trainer:
                 if not torch.isfinite(loss):
                     return False
                 loss.backward()
-                norm = torch.nn.utils.clip_grad_norm_(critic.parameters(), float("inf"))
+                norm = torch.nn.utils.clip_grad_norm_(critic.parameters(), max_norm)
                 if not torch.isfinite(norm):
                     optimiser.zero_grad(set_to_none=True)
                     return False
@@ -160,7 +196,7 @@ class Trainer:
                 log[f"critic_loss.{source}"] = log.get(f"critic_loss.{source}", 0.0) + loss.detach()
                 log[f"divergence.{source}"] = log.get(f"divergence.{source}", 0.0) + result.estimate.float()
                 log[f"grad_norm.critic.{source}"] = norm.detach()
-        n = max(self.cfg.critic_iterations, 1)
+        n = max(self.critic_iterations, 1)
         for source in self.critics:
             for key in (f"critic_loss.{source}", f"divergence.{source}"):
                 if key in log:
@@ -170,6 +206,7 @@ class Trainer:
     def _separator_step(self, log: dict[str, float]) -> bool:
         cfg = self.cfg
         total = torch.zeros((), device=self.device)
+        supervised: tuple[torch.Tensor, torch.Tensor] | None = None
         self.optimiser.zero_grad(set_to_none=True)
         with self.autocast():
             if self.data.paired is not None:
@@ -177,6 +214,7 @@ class Trainer:
                 estimates = self._forward(batch[:, 0]).float()
                 sup = supervised_loss(estimates, self._crop(batch[:, 1:]))
                 total = total + sup
+                supervised = (sup, estimates)
                 log["loss.supervised"] = sup.detach()
             if self.critics:
                 assert self.divergence is not None and self.data.mixtures is not None
@@ -188,17 +226,21 @@ class Trainer:
                     log[f"loss.adversarial.{source}"] = term.detach()
                     adversarial = adversarial + term
                 penalty = additive_penalty(self.representation, self._crop(mixtures), estimates)
-                total = total + cfg.alpha * adversarial + cfg.beta * penalty
+                weight = self.adversarial_weight(self.updates, supervised, (adversarial, estimates))
+                total = total + weight * adversarial + cfg.beta * penalty
                 log["loss.adversarial"] = adversarial.detach()
                 log["loss.additive"] = penalty.detach()
+                log["adversarial_weight"] = weight.detach()
         if not torch.isfinite(total):
             return False
         total.backward()
-        norm = torch.nn.utils.clip_grad_norm_(self.separator.parameters(), float("inf"))
+        norm = torch.nn.utils.clip_grad_norm_(self.separator.parameters(), cfg.max_grad_norm or float("inf"))
         if not torch.isfinite(norm):
             self.optimiser.zero_grad(set_to_none=True)
             return False
         self.optimiser.step()
+        if self.average is not None:
+            self.average.update(self.separator, self.updates)
         log["loss.total"] = total.detach()
         log["grad_norm.separator"] = norm.detach()
         return True
@@ -207,7 +249,7 @@ class Trainer:
         b = self.cfg.batch_size
         n = (b if self.data.paired is not None else 0)
         if self.critics:
-            n += b + self.cfg.critic_iterations * b * (1 + len(self.critics))
+            n += b + self.critic_iterations * b * (1 + len(self.critics))
         return n
 
     def train_update(self) -> dict[str, float] | None:
@@ -217,7 +259,7 @@ class Trainer:
             critic.train()
         log: dict[str, Any] = {}
         ok = True
-        if self.critics and self.cfg.critic_iterations > 0:
+        if self.critics and self.critic_iterations > 0:
             ok = self._critic_steps(log)
         if ok:
             for critic in self.critics.values():
@@ -236,29 +278,44 @@ class Trainer:
     # ------------------------------------------------------------------ validation
     @torch.inference_mode()
     def validate(self) -> dict[str, Any]:
-        """Supervised loss over non-overlapping windows of every validation track, and a cheap SDR."""
+        """Supervised loss over non-overlapping windows of every validation track, and a cheap SDR,
+        over all tracks and per subset (``training.select_subset`` selects on one of them)."""
         from ..evaluation.bss_eval import simple_sdr
         from ..separation.windows import separate_features
 
-        self.separator.eval()
-        total_loss, total_frames = 0.0, 0
-        sdr_sum = torch.zeros(len(self.recipe.sources), dtype=torch.float64)
-        sdr_count = torch.zeros(len(self.recipe.sources), dtype=torch.float64)
+        network = self.inference_network
+        network.eval()
+        sources = len(self.recipe.sources)
+        totals: dict[str | None, dict[str, Any]] = {}
+
+        def block(subset: str | None) -> dict[str, Any]:
+            return totals.setdefault(subset, {
+                "loss": 0.0, "frames": 0, "sdr_sum": torch.zeros(sources, dtype=torch.float64),
+                "sdr_count": torch.zeros(sources, dtype=torch.float64)})
+
         for track in self.data.validation:
             estimates = separate_features(
-                self.separator, track.mixture, overlap=0.0, batch_size=self.recipe.evaluation.batch_size
+                network, track.mixture, overlap=0.0, batch_size=self.recipe.evaluation.batch_size
             )
             frames = track.mixture.shape[-1]
-            total_loss += float(supervised_loss(estimates[None], track.targets[None])) * frames
-            total_frames += frames
+            loss = float(supervised_loss(estimates[None], track.targets[None])) * frames
             waveforms = self.representation.decode(estimates[None], track.context, track.length)[0]
-            sdr = simple_sdr(track.references.double(), waveforms.double(), dims=(-2, -1))
+            sdr = simple_sdr(track.references.double(), waveforms.double(), dims=(-2, -1)).cpu().double()
             finite = torch.isfinite(sdr)
-            sdr_sum += torch.where(finite, sdr, torch.zeros_like(sdr)).cpu().double()
-            sdr_count += finite.cpu().double()
-        loss = total_loss / max(total_frames, 1)
-        sdr_mean = (sdr_sum / sdr_count.clamp(min=1)).tolist()
-        return {"loss": loss, "sdr": dict(zip(self.recipe.sources, sdr_mean)), "tracks": len(self.data.validation)}
+            for b in (block(None), block(track.subset)):
+                b["loss"] += loss
+                b["frames"] += frames
+                b["sdr_sum"] += torch.where(finite, sdr, torch.zeros_like(sdr))
+                b["sdr_count"] += finite.double()
+
+        def summary(b: dict[str, Any]) -> dict[str, Any]:
+            sdr = (b["sdr_sum"] / b["sdr_count"].clamp(min=1)).tolist()
+            return {"loss": b["loss"] / max(b["frames"], 1), "sdr": dict(zip(self.recipe.sources, sdr))}
+
+        result = summary(block(None))
+        result["tracks"] = len(self.data.validation)
+        result["subsets"] = {k: summary(v) for k, v in totals.items() if k is not None}
+        return result
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
@@ -275,7 +332,11 @@ class Trainer:
                 "bad_epochs": self.bad_epochs, "rollbacks": self.rollbacks,
             },
             "history": self.history,
+            "selection": self.selection.state_dict(),
+            "adversarial_weight": self.adversarial_weight.state_dict(),
         }
+        if self.average is not None:
+            state["average"] = self.average.state_dict()
         if self.device.type == "cuda":
             state["rng"]["cuda"] = torch.cuda.get_rng_state(self.device)
         return state
@@ -293,6 +354,7 @@ class Trainer:
                 self.critic_optimisers[k].load_state_dict(state["critic_optimisers"][k])
             for k, sampler in self.data.samplers().items():
                 sampler.load_state_dict(state["samplers"][k])
+            self._load_stabilisers(state)
             torch.set_rng_state(state["rng"]["cpu"])
             if "cuda" in state["rng"] and self.device.type == "cuda":
                 torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
@@ -305,6 +367,20 @@ class Trainer:
         self.best_validation, self.best_epoch = c["best_validation"], c["best_epoch"]
         self.bad_epochs, self.rollbacks = c["bad_epochs"], c["rollbacks"]
         self.history = list(state.get("history", []))
+        if "selection" in state:
+            self.selection.load_state_dict(state["selection"])
+        elif self.best_validation is not None:  # a state of an older sepkit: selection by the loss
+            self.selection.best = {"validation-loss": (self.best_validation, self.best_epoch)}
+            self.selection.bad_epochs = self.bad_epochs
+
+    def _load_stabilisers(self, state: dict[str, Any]) -> None:
+        """The weight average and the balanced weight's norms (absent from states of older runs)."""
+        if "adversarial_weight" in state:
+            self.adversarial_weight.load_state_dict(state["adversarial_weight"])
+        if self.average is not None:
+            if "average" not in state:
+                raise SepkitError("the training state has no weight average but the recipe sets training.ema")
+            self.average.load_state_dict(state["average"])
 
     def save_state(self) -> None:
         save_state(self.output_dir / STATE_FILE, self.state())
@@ -319,6 +395,8 @@ class Trainer:
             "separator": self.separator.state_dict(), "optimiser": self.optimiser.state_dict(),
             "critics": {k: c.state_dict() for k, c in self.critics.items()},
             "critic_optimisers": {k: o.state_dict() for k, o in self.critic_optimisers.items()},
+            "adversarial_weight": self.adversarial_weight.state_dict(),
+            **({"average": self.average.state_dict()} if self.average is not None else {}),
         })
 
     def _roll_back(self, progress: TrainingProgress) -> None:
@@ -330,6 +408,7 @@ class Trainer:
         for k in self.critics:
             self.critics[k].load_state_dict(good["critics"][k])
             self.critic_optimisers[k].load_state_dict(good["critic_optimisers"][k])
+        self._load_stabilisers(good)
         self.rollbacks += 1
         self.nonfinite = 0
         progress.message(
@@ -344,36 +423,33 @@ class Trainer:
 
         save_model(
             self.output_dir / file, recipe=self.recipe, representation=self.representation,
-            separator=self.separator,
+            separator=self.inference_network,
             metadata={"variant": self.variant, "epoch": self.epoch, "updates": self.updates,
                       "validation": validation or {}},
         )
 
     def _end_epoch(self, progress: TrainingProgress, seconds: float) -> bool:
-        """Validate, keep the best model, decide early stopping. Returns True to stop."""
+        """Validate, keep each selection rule's best model, decide early stopping. Returns True to stop."""
         record: dict[str, Any] = {"epoch": self.epoch, "step": self.updates, "seconds": seconds}
         stop = False
         if self.data.validation:
             validation_started = time.perf_counter()
             validation = self.validate()
-            record.update({"loss": validation["loss"], "sdr": validation["sdr"],
+            record.update({"loss": validation["loss"], "sdr": validation["sdr"], "subsets": validation["subsets"],
                            "validation_seconds": time.perf_counter() - validation_started})
-            improved = self.best_validation is None or validation["loss"] < self.best_validation
-            if improved:
-                self.best_validation, self.best_epoch, self.bad_epochs = validation["loss"], self.epoch, 0
+            improved_rules = self.selection.observe(self.epoch, validation)
+            for rule in improved_rules:
+                self._save_model(validation, rule_file(rule))
+            selected = self.cfg.select in improved_rules
+            if selected:
                 self._save_model(validation)
-            else:
-                self.bad_epochs += 1
-            record.update({"best": improved, "bad_epochs": self.bad_epochs})
-            self._save_model(validation, LAST_MODEL_FILE)
+            self.best_validation, self.best_epoch = self.selection.selected() or (None, None)
+            self.bad_epochs = self.selection.bad_epochs
+            improved = self.selection.stopping_rule in improved_rules
+            record.update({"best": improved, "bad_epochs": self.bad_epochs, "best_by": improved_rules})
             if self.cfg.early_stopping and self.bad_epochs > self.cfg.patience:
                 stop = True
-            sdr = "  ".join(f"{k} {v:.2f} dB" for k, v in validation["sdr"].items())
-            progress.message(
-                f"[{self.variant}] epoch {self.epoch}: validation loss {validation['loss']:.5f}"
-                f"{' (best)' if improved else f' (best {self.best_validation:.5f} at epoch {self.best_epoch})'}"
-                f"  simple SDR {sdr}"
-            )
+            progress.message(self._validation_line(validation, improved))
         else:
             self.best_epoch = self.epoch
             self._save_model(None)
@@ -381,6 +457,14 @@ class Trainer:
         self.validation_log.write(record)
         self.history.append(record)
         return stop
+
+    def _validation_line(self, validation: dict[str, Any], improved: bool) -> str:
+        rule, subset = self.selection.stopping_rule, self.cfg.select_subset
+        what = rule if subset is None else f"{rule} on {subset}"
+        best = "(best)" if improved else f"(best {self.best_validation:.5g} at epoch {self.best_epoch})"
+        sdr = "  ".join(f"{k} {v:.2f} dB" for k, v in validation["sdr"].items())
+        return (f"[{self.variant}] epoch {self.epoch}: validation loss {validation['loss']:.5f}  simple SDR "
+                f"{sdr}  {what} {best}")
 
     def _request_stop(self, *_: Any) -> None:
         """First Ctrl-C: finish the current update, save the state, stop. Second: stop at once
@@ -448,7 +532,7 @@ class Trainer:
                             self.metrics.write(record)
                             window_started, window_updates = time.perf_counter(), 0
                             shown = {k.replace("loss.", ""): v for k, v in values.items() if k.startswith("loss.") and k.count(".") == 1}
-                            progress.update(self.update_in_epoch, shown, self.updates * cfg.critic_iterations * bool(self.critics))
+                            progress.update(self.update_in_epoch, shown, self.updates * self.critic_iterations * bool(self.critics))
                     self.epoch += 1
                     self.update_in_epoch = 0
                     stop = self._end_epoch(progress, time.perf_counter() - epoch_started)

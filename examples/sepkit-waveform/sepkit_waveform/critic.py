@@ -9,20 +9,19 @@ gradient penalty needs each example's score to depend on that example only.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from pydantic import Field, PositiveInt, field_validator
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
 
-from sepkit.component import ComponentConfig
+from sepkit.component import ComponentConfig, TomlOptional
 from sepkit.critic import Critic
 from sepkit.errors import ShapeError
 
 
 class WaveCriticConfig(ComponentConfig):
-    crop: PositiveInt | None = Field(
+    crop: TomlOptional[PositiveInt] = Field(
         None, description='Centre crop in samples; false (or "none", the default) looks at the whole excerpt.'
     )
     layers: PositiveInt = Field(5, description="Strided convolutions.")
@@ -32,14 +31,7 @@ class WaveCriticConfig(ComponentConfig):
     stride: PositiveInt = Field(4, description="Stride of every convolution.")
     dense_units: PositiveInt = Field(16, description="Units of the hidden dense layer.")
     leaky_slope: float = Field(0.2, ge=0.0, lt=1.0, description="LeakyReLU negative slope.")
-
-    @field_validator("crop", mode="before")
-    @classmethod
-    def _no_crop(cls, value: Any) -> Any:
-        # TOML has no null: false (as resolved recipes write None) or "none" means the whole excerpt.
-        if value is False or (isinstance(value, str) and value.lower() == "none"):
-            return None
-        return value
+    spectral_norm: bool = Field(False, description="Spectral normalisation of every layer (near 1-Lipschitz by construction).")
 
     @field_validator("kernel_size")
     @classmethod
@@ -91,6 +83,10 @@ class WaveCritic(Critic):
         self.feature_shape = (width, length)
         self.dense = nn.Linear(width * length, config.dense_units)
         self.score = nn.Linear(config.dense_units, 1)
+        if config.spectral_norm:
+            for module in list(self.modules()):
+                if isinstance(module, (nn.Conv1d, nn.Linear)):
+                    spectral_norm(module)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         self.check_input(features)

@@ -16,20 +16,20 @@ At the paper's 256 x 64 crop: 128x32, 64x16, 32x8, 16x4 (32, 64, 128, 256 filter
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, PositiveInt, field_validator
+from pydantic import Field, PositiveInt
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
 
-from sepkit.component import ComponentConfig
+from sepkit.component import ComponentConfig, TomlOptional
 from sepkit.critic import Critic
 from sepkit.errors import ShapeError
 
 
 class DCGANConfig(ComponentConfig):
-    crop: tuple[PositiveInt, PositiveInt] | None = Field(
+    crop: TomlOptional[tuple[PositiveInt, PositiveInt]] = Field(
         (256, 64),
         description='Centre crop [bins, frames] of the source features; false (or "none") to use all of them.',
     )
@@ -37,14 +37,11 @@ class DCGANConfig(ComponentConfig):
     max_filters: PositiveInt = Field(256, description="Cap on the filters per conv.")
     dense_units: PositiveInt = Field(32, description="Units of the hidden dense layer.")
     leaky_slope: float = Field(0.2, ge=0.0, lt=1.0, description="LeakyReLU negative slope.")
-
-    @field_validator("crop", mode="before")
-    @classmethod
-    def _no_crop(cls, value: Any) -> Any:
-        # TOML has no null: false (as resolved recipes write None) or "none" asks for the whole input.
-        if value is False or (isinstance(value, str) and value.lower() == "none"):
-            return None
-        return value
+    spectral_norm: bool = Field(
+        False,
+        description="Spectral normalisation of every conv and dense layer (Miyato et al. 2018): keeps the "
+        "critic near 1-Lipschitz by construction, for any divergence.",
+    )
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
@@ -131,6 +128,10 @@ class DCGANCritic(Critic):
         self.activation = nn.LeakyReLU(slope)
         self.score = nn.Linear(config.dense_units, 1, bias=False)
         self.reset_parameters()
+        if config.spectral_norm:
+            for module in list(self.modules()):
+                if isinstance(module, (nn.Conv2d, nn.Linear)):
+                    spectral_norm(module)
 
     def reset_parameters(self) -> None:
         """Glorot-uniform kernels and zero biases, the TensorFlow defaults of the authors' code."""

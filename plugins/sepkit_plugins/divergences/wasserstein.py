@@ -7,29 +7,60 @@ interpolations between fake examples and a shuffled real batch.
 
 from __future__ import annotations
 
-import torch
-from pydantic import Field
+from typing import Any
 
-from sepkit.component import ComponentConfig
+import torch
+from pydantic import Field, NonNegativeFloat, model_validator
+
 from sepkit.critic import Critic
 from sepkit.divergence import CriticLoss, Divergence
 
+from .penalties import PENALTY_HELP, PenaltyConfig, PenaltyKind, add_penalty, critic_penalty
 from .scores import check_same_shape, critic_scores
 
 
-class WassersteinGPConfig(ComponentConfig):
-    gradient_penalty: float = Field(10.0, ge=0.0, description="Weight lambda of the gradient penalty.")
-    one_sided: bool = Field(True, description="Penalise only gradient norms above 1 (the paper).")
+class WassersteinGPConfig(PenaltyConfig):
+    penalty: PenaltyKind = Field("gp-one-sided", description=PENALTY_HELP)
+    penalty_weight: NonNegativeFloat = Field(10.0, description="Weight lambda of the penalty (the paper: 10).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _paper_names(cls, values: Any) -> Any:
+        """The names of earlier recipes: ``gradient_penalty`` (lambda) and ``one_sided``."""
+        if not isinstance(values, dict) or not ({"gradient_penalty", "one_sided"} & set(values)):
+            return values
+        values = dict(values)
+        for old, new in (("gradient_penalty", "penalty_weight"), ("one_sided", "penalty")):
+            if old in values and new in values:
+                raise ValueError(f"{old} and {new} say the same thing: keep {new}")
+        if "gradient_penalty" in values:
+            weight = values.pop("gradient_penalty")
+            if isinstance(weight, (int, float)) and weight < 0:
+                raise ValueError("gradient_penalty: Input should be greater than or equal to 0")
+            values["penalty_weight"] = weight
+        if "one_sided" in values:
+            values["penalty"] = "gp-one-sided" if values.pop("one_sided") else "gp"
+        return values
+
+    @property
+    def gradient_penalty(self) -> float:
+        return self.penalty_weight
+
+    @property
+    def one_sided(self) -> bool:
+        return self.penalty == "gp-one-sided"
 
 
 class WassersteinGP(Divergence):
-    """Critic loss ``mean D(fake) - mean D(real) + lambda * GP``; separator loss ``-mean D(fake)``.
+    """Critic loss ``mean D(fake) - mean D(real) + lambda * penalty``; separator loss ``-mean D(fake)``.
 
-    ``GP = mean(max(0, ||grad D(x_hat)|| - 1)^2)`` (one-sided, the default) or
-    ``mean((||grad D(x_hat)|| - 1)^2)`` (two-sided), with ``x_hat = eps * fake + (1 - eps) * real[perm]``,
-    ``eps ~ U(0, 1)`` per example and ``perm`` a random permutation of the real batch. The norm is
-    over all non-batch dimensions. The logged estimate ``mean D(real) - mean D(fake)`` estimates W1
-    (in the units of the features) once the critic is near-optimal and about 1-Lipschitz.
+    The paper's penalty (``penalty = "gp-one-sided"``, the default) is
+    ``GP = mean(max(0, ||grad D(x_hat)|| - 1)^2)``; ``"gp"`` is the two-sided
+    ``mean((||grad D(x_hat)|| - 1)^2)``, with ``x_hat = eps * fake + (1 - eps) * real[perm]``,
+    ``eps ~ U(0, 1)`` per example and ``perm`` a random permutation of the real batch; ``"r1"``
+    penalises the gradient on real examples (see penalties.py). The norm is over all non-batch
+    dimensions. The logged estimate ``mean D(real) - mean D(fake)`` estimates W1 (in the units of the
+    features) once the critic is near-optimal and about 1-Lipschitz.
     """
 
     Config = WassersteinGPConfig
@@ -41,23 +72,13 @@ class WassersteinGP(Divergence):
         real_scores = critic_scores(critic, real, "real")
         fake_scores = critic_scores(critic, fake, "fake")
         estimate = real_scores.mean() - fake_scores.mean()
-        loss = -estimate
-        if self.config.gradient_penalty > 0:
-            loss = loss + self.config.gradient_penalty * self.gradient_penalty(critic, real, fake)
+        loss = add_penalty(self.config, -estimate, critic, real, fake)
         return CriticLoss(loss=loss, estimate=estimate.detach())
 
     def gradient_penalty(self, critic: Critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        """The penalty on ``||grad D||`` at interpolates, differentiable w.r.t. the critic's parameters."""
-        batch = real.shape[0]
-        shuffled = real[torch.randperm(batch, device=real.device)]
-        eps = torch.rand((batch,) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
-        interpolates = (eps * fake + (1 - eps) * shuffled).requires_grad_(True)
-        scores = critic_scores(critic, interpolates, "interpolated")
-        (gradients,) = torch.autograd.grad(scores.sum(), interpolates, create_graph=True)
-        # sqrt(sum g^2 + tiny) instead of norm(): finite double-backward when a gradient is exactly 0.
-        norms = torch.sqrt(gradients.flatten(1).square().sum(dim=1) + 1e-12)
-        excess = torch.relu(norms - 1) if self.config.one_sided else norms - 1
-        return excess.square().mean()
+        """The configured penalty (unweighted), differentiable w.r.t. the critic's parameters."""
+        penalty = critic_penalty(self.config.penalty, critic, real, fake)
+        return torch.zeros((), device=real.device) if penalty is None else penalty
 
     def separator_loss(self, critic: Critic, fake: torch.Tensor) -> torch.Tensor:
         return -critic_scores(critic, fake, "fake").mean()
