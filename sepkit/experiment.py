@@ -138,7 +138,10 @@ def _clear(folder: Path) -> None:
 
 
 def _contents(folder: Path) -> list[Path]:
-    return [p for p in folder.iterdir() if p.name != LOCK_FILE] if folder.is_dir() else []
+    """What a folder holds besides its lock and the temporary files of killed writes."""
+    if not folder.is_dir():
+        return []
+    return [p for p in folder.iterdir() if p.name != LOCK_FILE and not (p.name.startswith(".") and p.name.endswith(".partial"))]
 
 
 def prepare_output(out: Path, recipe: Recipe, *, resume: bool, overwrite: bool) -> None:
@@ -167,11 +170,9 @@ def prepare_output(out: Path, recipe: Recipe, *, resume: bool, overwrite: bool) 
             )
         elif not resume:
             raise SepkitError(f"{out} already holds a run of this recipe; use --resume to continue it or --overwrite to start again")
-        elif not (out / TRAINED[0]).exists():
-            raise SepkitError(
-                f"{out} holds a model but no training state ({TRAINED[0]}) to resume from; "
-                "use --overwrite to train it again"
-            )
+        elif not (out / TRAINED[0]).exists():  # killed before its first state: it starts again, logs too
+            print(f"{out}: no training state ({TRAINED[0]}) to resume from: training from the start", file=sys.stderr)
+            _clear_failed_start(out)
     elif _contents(out) and not overwrite:
         raise SepkitError(f"{out} is not empty and holds no sepkit run; use another --output-dir or --overwrite")
     elif overwrite and out.exists():
@@ -205,15 +206,16 @@ def _runs_below(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob(RESOLVED) if holds_run(p.parent)) if root.is_dir() else []
 
 
-def claim_output(output_dir: Path, loaded: LoadedRecipe, replaced: list[Path]) -> None:
+def claim_output(output_dir: Path, loaded: LoadedRecipe, replaced: list[Path]) -> bool:
     """An output folder belongs to one recipe, recorded in ``OUTPUT_DIR/experiment.json``: another
     recipe is refused while runs of the first would stay beside its own (``replaced``: the run
-    folders this command empties with --overwrite)."""
+    folders this command empties with --overwrite). True when the record was (re)written."""
     if output_dir.exists() and not output_dir.is_dir():
         raise SepkitError(f"{output_dir}: exists and is not a folder")
     record_path = output_dir / EXPERIMENT
     name = loaded.base.name
     identity = experiment_identity(loaded.base)
+    elsewhere = "use another --output-dir" + (f" (e.g. runs/{name})" if Path("runs", name).resolve() != output_dir.resolve() else "")
     emptied = {p.resolve() for p in replaced}
     keep = [r for r in _runs_below(output_dir) if r.resolve() not in emptied]
     if record_path.exists():
@@ -223,15 +225,14 @@ def claim_output(output_dir: Path, loaded: LoadedRecipe, replaced: list[Path]) -
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise SepkitError(f"{record_path}: unreadable ({type(exc).__name__}: {exc}); remove it to use this folder") from None
         if _identity(previous_identity) == identity and previous_name == name:
-            return
+            return False
         if keep:
             what = (
                 f"recipe '{previous_name}'" if previous_name != name
                 else f"another version of recipe '{name}' ({_first_difference(_identity(previous_identity), identity)} differs)"
             )
             raise SepkitError(
-                f"{output_dir} holds the runs of {what} ({EXPERIMENT}); a folder holds one recipe's runs: "
-                f"use another --output-dir (e.g. runs/{name})"
+                f"{output_dir} holds the runs of {what} ({EXPERIMENT}); a folder holds one recipe's runs: {elsewhere}"
             )
     else:  # a folder of an older sepkit: its runs must be this recipe's
         import tomllib
@@ -243,11 +244,11 @@ def claim_output(output_dir: Path, loaded: LoadedRecipe, replaced: list[Path]) -
                 continue
             if other != name:
                 raise SepkitError(
-                    f"{output_dir} holds runs of recipe '{other}' ({run}); a folder holds one recipe's runs: "
-                    f"use another --output-dir (e.g. runs/{name})"
+                    f"{output_dir} holds runs of recipe '{other}' ({run}); a folder holds one recipe's runs: {elsewhere}"
                 )
     record = {"format": EXPERIMENT_FORMAT, "recipe": name, "identity": identity}
     write_text(record_path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return True
 
 
 def _resume_line(label: str, state_path: Path) -> str:
@@ -273,8 +274,6 @@ def run_experiment(
     console: Any = None,
 ) -> list[VariantOutcome]:
     """Train, then evaluate, every selected variant (once per seed); tables go to ``console``."""
-    from .training.trainer import STATE_FILE, Trainer
-
     outcomes: list[VariantOutcome] = []
     runs = plan_runs(loaded, output_dir, variant=variant, seeds=seeds)
     if seeds:  # even with --overwrite: replacing the seed folders would leave that run in place
@@ -287,29 +286,60 @@ def run_experiment(
                     f"{folder} holds a run without --seeds; its seed runs would be mixed with it: "
                     "use another --output-dir (or remove that run)"
                 )
-    with ExitStack() as locks:
-        # one process per run folder; others may train other variants or seeds of the same folder
-        for _, _, _, out in runs:
-            lock = locks.enter_context(RunLock(out))
-            if lock.took_over:
-                print(f"{out}: took over the stale lock of {lock.took_over.get('pid')} (no longer running)", file=sys.stderr)
-        claim_output(output_dir, loaded, [out for *_, out in runs] if overwrite else [])
-        for _, _, recipe, out in runs:  # validate every folder before training anything
-            prepare_output(out, recipe, resume=resume, overwrite=overwrite)
-        for name, seed, recipe, out in runs:
-            label = name if seed is None else f"{name}/{SEED_FOLDER.format(seed)}"
-            trainer = Trainer(recipe, out, variant=label, device=device, progress=progress)
-            can_resume = resume and (out / STATE_FILE).exists()
-            if can_resume:
-                print(_resume_line(label, out / STATE_FILE), file=sys.stderr, flush=True)
-            result = trainer.fit(resume=can_resume)
-            if result.stopped_by == "interrupted":
-                raise SepkitError(f"interrupted: training state saved in {out}; continue with --resume")
-            summary = None
-            if evaluate and recipe.data.test:
-                summary = evaluate_variant(recipe, out, device=device, progress=progress, console=console)
-            outcomes.append(VariantOutcome(name, out, result, summary, seed))
+    created = [p for p in dict.fromkeys(f for *_, out in runs for f in (output_dir, out.parent)) if not p.exists()]
+    prepared: list[Path] = []
+    try:
+        with ExitStack() as locks:
+            # one process per run folder; others may train other variants or seeds of the same folder
+            for _, _, _, out in runs:
+                lock = locks.enter_context(RunLock(out))
+                if lock.took_over:
+                    print(f"{out}: took over the stale lock of pid {lock.took_over.get('pid')} (no longer running)", file=sys.stderr)
+            claimed = claim_output(output_dir, loaded, [out for *_, out in runs] if overwrite else [])
+            try:
+                for _, _, recipe, out in runs:  # validate every folder before training anything
+                    prepare_output(out, recipe, resume=resume, overwrite=overwrite)
+                    prepared.append(out)
+                for name, seed, recipe, out in runs:
+                    outcomes.append(_train(name, seed, recipe, out, resume=resume, device=device, evaluate=evaluate,
+                                           progress=progress, console=console))
+            except BaseException:
+                # what this command wrote where training saved nothing goes again: a failed start (a
+                # missing data path...) leaves no run behind
+                for out in prepared:
+                    if not holds_run(out):
+                        _clear_failed_start(out)
+                if claimed and not _runs_below(output_dir):
+                    (output_dir / EXPERIMENT).unlink(missing_ok=True)
+                raise
+    finally:
+        for folder in sorted(created, key=lambda p: len(p.parts), reverse=True):
+            try:
+                folder.rmdir()  # only if this command made it and left it empty
+            except OSError:
+                pass
     return outcomes
+
+
+def _train(
+    name: str, seed: int | None, recipe: Recipe, out: Path, *, resume: bool, device: str | None, evaluate: bool,
+    progress: bool, console: Any,
+) -> VariantOutcome:
+    """Train one run (resuming it if asked and it has a state), then evaluate it."""
+    from .training.trainer import STATE_FILE, Trainer
+
+    label = name if seed is None else f"{name}/{SEED_FOLDER.format(seed)}"
+    trainer = Trainer(recipe, out, variant=label, device=device, progress=progress)
+    can_resume = resume and (out / STATE_FILE).exists()
+    if can_resume:
+        print(_resume_line(label, out / STATE_FILE), file=sys.stderr, flush=True)
+    result = trainer.fit(resume=can_resume)
+    if result.stopped_by == "interrupted":
+        raise SepkitError(f"interrupted: training state saved in {out}; continue with --resume")
+    summary = None
+    if evaluate and recipe.data.test:
+        summary = evaluate_variant(recipe, out, device=device, progress=progress, console=console)
+    return VariantOutcome(name, out, result, summary, seed)
 
 
 def evaluate_variant(

@@ -1,7 +1,8 @@
 """``sepkit report``: the runs of an experiment folder summarised over seeds.
 
 A run is any folder holding a ``recipe.resolved.toml`` (what ``sepkit run`` writes per variant, or
-per variant and seed with ``--seeds``). Runs are grouped by variant (the folder name, or its
+per variant and seed with ``--seeds``); the runs must all be of one recipe (``experiment.json`` at
+the top of a run folder names it). Runs are grouped by variant (the folder name, or its
 parent's for ``seed-<n>`` folders); each test score of a run is its mean over tracks, and a
 variant's cell is the mean and the sample standard deviation of those over its seeds. Differences
 against a reference variant are paired by seed, so that a seed's luck in the data order does not
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .errors import SepkitError
-from .experiment import RESOLVED, SEED_FOLDER
+from .experiment import EXPERIMENT, RESOLVED, SEED_FOLDER
 
 SEED_PATTERN = re.compile("^" + SEED_FOLDER.format(r"(\d+)") + "$")
 ALL = "All"
@@ -104,7 +105,42 @@ def find_runs(root: str | Path) -> list[RunRecord]:
     folders = sorted({p.parent for p in root.rglob(RESOLVED)})
     if not folders:
         raise SepkitError(f"{root}: holds no runs (no {RESOLVED} below it); train with `sepkit run` first")
+    check_one_recipe(root, folders)
     return sorted((read_run(f) for f in folders), key=lambda r: (r.variant, r.seed))
+
+
+def _recipe_of(folder: Path, root: Path) -> tuple[str, str]:
+    """(recipe name, the experiment record it sits under) of one run folder."""
+    try:
+        name = str(tomllib.loads((folder / RESOLVED).read_text(encoding="utf-8")).get("name", "?"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SepkitError(f"{folder / RESOLVED}: unreadable ({exc})") from None
+    for parent in (folder, *folder.parents):
+        record = parent / EXPERIMENT
+        if record.is_file():
+            try:
+                return name, json.dumps(json.loads(record.read_text(encoding="utf-8")).get("identity"), sort_keys=True)
+            except (OSError, ValueError, AttributeError) as exc:
+                raise SepkitError(f"{record}: unreadable ({type(exc).__name__}: {exc})") from None
+        if parent == root or root not in parent.parents:
+            break
+    return name, ""
+
+
+def check_one_recipe(root: Path, folders: list[Path]) -> None:
+    """Averages over runs of different recipes mean nothing: refuse a folder that mixes them."""
+    groups: dict[tuple[str, str], list[Path]] = {}
+    for folder in folders:
+        groups.setdefault(_recipe_of(folder, root), []).append(folder)
+    if len(groups) > 1:
+        described = "; ".join(
+            f"recipe '{name}'{' (another version)' if [n for n, _ in groups].count(name) > 1 else ''}: "
+            f"{len(runs)} run(s), e.g. {runs[0]}"
+            for (name, _), runs in groups.items()
+        )
+        raise SepkitError(
+            f"{root} holds the runs of {len(groups)} different recipes ({described}); report each recipe's folder on its own"
+        )
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
