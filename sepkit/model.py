@@ -384,12 +384,23 @@ class Model:
         channel_mode: str | None = None,
         chunk_seconds: float | None = None,
         precision: str | None = None,
+        **after: Any,
     ) -> "EngineOptions":
-        """Engine options with this model's defaults filled in (batch size from the recipe's evaluation)."""
+        """Engine options with this model's defaults filled in (batch size from the recipe's evaluation).
+
+        ``after``: the other fields of :class:`~sepkit.separation.engine.EngineOptions`
+        (``high_band``, ``two_stems``, ``silence_db``, ``shifts``, ``seed``).
+        """
+        import dataclasses
+
         from .separation.defaults import DEFAULT_PRECISION
         from .separation.engine import DEFAULT_CHUNK_SECONDS, EngineOptions
         from .separation.windows import DEFAULT_OVERLAP
 
+        known = {f.name for f in dataclasses.fields(EngineOptions)}
+        unknown = sorted(set(after) - known)
+        if unknown:
+            raise SepkitError(f"unknown separation option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return EngineOptions(
             overlap=DEFAULT_OVERLAP if overlap is None else overlap,
             batch_size=batch_size or self.recipe.evaluation.batch_size,
@@ -397,6 +408,7 @@ class Model:
             channel_mode=channel_mode or self.channel_mode,  # type: ignore[arg-type]
             chunk_seconds=chunk_seconds or DEFAULT_CHUNK_SECONDS,
             precision=precision or DEFAULT_PRECISION,
+            **after,
         )
 
     def pipeline_spec(self) -> "PipelineSpec":
@@ -423,18 +435,20 @@ class Model:
         channel_mode: str | None = None,
         chunk_seconds: float | None = None,
         precision: str | None = None,
+        **after: Any,
     ) -> dict[str, "np.ndarray"]:
         """``[C, L]`` (or ``[L]``) audio at ``sample_rate`` -> ``{source: float32 [C, L]}`` (or ``[L]``)
         at the input's own rate and channel count.
 
         ``overlap`` defaults to :data:`~sepkit.separation.windows.DEFAULT_OVERLAP` (0 gives the
         paper's non-overlapping windows); the other options are those of
-        :class:`~sepkit.separation.engine.EngineOptions`.
+        :class:`~sepkit.separation.engine.EngineOptions`. This is the model's own estimate
+        (``high_band="drop"``); :func:`sepkit.separate` returns stems that add up to the input.
         """
         import numpy as np
         import torch
 
-        from .separation.engine import BLOCK_SECONDS, run_pipeline
+        from .separation.engine import BLOCK_SECONDS, output_names, run_pipeline
 
         if isinstance(waveform, torch.Tensor):
             waveform = waveform.detach().to("cpu").numpy()
@@ -453,13 +467,18 @@ class Model:
         if length == 0 or channels == 0:
             raise SepkitError(f"separate: the waveform {list(audio.shape)} has no samples")
         block = max(1, int(BLOCK_SECONDS * sample_rate))
-        outputs = {s: np.empty((channels, length), dtype=np.float32) for s in self.sources}
+        options = self.options(
+            overlap=overlap, batch_size=batch_size, wiener=wiener, channel_mode=channel_mode,
+            chunk_seconds=chunk_seconds, precision=precision, **after,
+        )
+        names = output_names(self.sources, options)
+        outputs = {s: np.empty((channels, length), dtype=np.float32) for s in names}
         position = 0
 
         def sink(stems: np.ndarray) -> None:
             nonlocal position
             n = stems.shape[-1]
-            for source, stem in zip(self.sources, stems):
+            for source, stem in zip(names, stems):
                 outputs[source][:, position : position + n] = stem
             position += n
 
@@ -469,10 +488,7 @@ class Model:
             sample_rate=int(sample_rate),
             channels=channels,
             sink=sink,
-            options=self.options(
-                overlap=overlap, batch_size=batch_size, wiener=wiener, channel_mode=channel_mode,
-                chunk_seconds=chunk_seconds, precision=precision,
-            ),
+            options=options,
         )
         if audio.ndim == 1:
             return {s: v[0] for s, v in outputs.items()}

@@ -28,6 +28,7 @@ from ..representation import Representation
 from ..separator import Separator
 from .defaults import BLOCK_SECONDS, DEFAULT_CHUNK_SECONDS, DEFAULT_PRECISION
 from .precision import check_precision, prepare_separator, resolve_precision
+from .recombine import HIGH_BAND_MODES, SILENCE_DB, Recombiner, SampleQueue
 from .resample import StreamResampler
 from .wiener import soft_mask_wiener
 from .windows import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, WindowPlan, check_overlap, overlap_add
@@ -51,6 +52,16 @@ class EngineOptions:
     of the chunks a long input is cut into (the result does not depend on it). ``precision``: the
     separator's arithmetic, ``fp32``, ``bf16`` or ``auto`` (bf16 where the device has fast bf16, see
     :mod:`sepkit.separation.precision`).
+
+    After the model (:mod:`sepkit.separation.recombine`): ``high_band``: what happens to what the
+    model does not hear, ``drop`` (the model's own estimates: the default here, and what
+    ``sepkit evaluate`` scores), ``share`` (the stems add up to the input: the band above the model's
+    Nyquist frequency shared out by each source's top-octave power, the rest of the residual by
+    power; the default of ``sepkit separate`` and :func:`sepkit.separate`) or a source name (that
+    source gets the whole high band). ``two_stems``: a source name, to get that source and the input
+    minus it. ``silence_db``: input below this level (RMS per 10 ms, dBFS) gives silent stems (None:
+    off). ``shifts``: test-time augmentation, the average of that many passes over the input delayed
+    by random fractions of a window (1: one plain pass); ``seed`` picks the delays.
     """
 
     overlap: float = DEFAULT_OVERLAP
@@ -59,10 +70,21 @@ class EngineOptions:
     channel_mode: ChannelMode | None = None
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS
     precision: str = DEFAULT_PRECISION
+    high_band: str = "drop"
+    two_stems: str | None = None
+    silence_db: float | None = SILENCE_DB
+    shifts: int = 1
+    seed: int = 0
 
     def __post_init__(self) -> None:
         check_overlap(self.overlap)
         check_precision(self.precision)
+        if isinstance(self.shifts, bool) or not isinstance(self.shifts, int) or self.shifts < 1:
+            raise SepkitError(f"shifts must be a whole number of passes, at least 1, got {self.shifts!r}")
+        if self.silence_db is not None and not (-200.0 <= float(self.silence_db) <= 0.0):
+            raise SepkitError(f"silence_db must be between -200 and 0 dBFS (or None), got {self.silence_db}")
+        if not isinstance(self.high_band, str) or not self.high_band:
+            raise SepkitError(f"high_band must be share, drop or a source name, got {self.high_band!r}")
         if int(self.batch_size) < 1:
             raise SepkitError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.channel_mode is not None and self.channel_mode not in CHANNEL_MODES:
@@ -353,6 +375,81 @@ class PipelineSpec:
 Sink = Callable[[np.ndarray], None]
 
 
+class ShiftedSeparator:
+    """Test-time shifts: several :class:`StreamingSeparator` passes over the input delayed by
+    ``delays`` samples (zeros in front), realigned and averaged. Same interface as one streamer."""
+
+    def __init__(self, make: Callable[[], StreamingSeparator], delays: list[int]) -> None:
+        self.streamers = [make() for _ in delays]
+        self.delays = list(delays)
+        self._skip = list(delays)
+        self._queues = [SampleQueue() for _ in delays]
+        self._started = False
+        self._emitted = 0
+
+    def push(self, block: np.ndarray) -> np.ndarray | None:
+        if not self._started:
+            self._started = True
+            for k, delay in enumerate(self.delays):
+                if delay:
+                    self._collect(k, self.streamers[k].push(np.zeros((*block.shape[:-1], delay), dtype=np.float32)))
+        for k, streamer in enumerate(self.streamers):
+            self._collect(k, streamer.push(block))
+        return self._take()
+
+    def finish(self) -> np.ndarray:
+        for k, streamer in enumerate(self.streamers):
+            self._collect(k, streamer.finish())
+        taken = self._take()
+        if taken is None:
+            raise SepkitError("too short to separate: no samples at the model's sample rate")
+        return taken
+
+    def _collect(self, k: int, out: np.ndarray | None) -> None:
+        if out is None:
+            return
+        skip = min(self._skip[k], out.shape[-1])
+        self._skip[k] -= skip
+        self._queues[k].push(out[..., skip:])
+
+    def _take(self) -> np.ndarray | None:
+        ready = min(q.end for q in self._queues)
+        if ready <= self._emitted:
+            return None
+        total = sum(q.read(self._emitted, ready) for q in self._queues) / len(self._queues)
+        for q in self._queues:
+            q.forget_before(ready)
+        self._emitted = ready
+        return np.asarray(total, dtype=np.float32)
+
+
+def shift_delays(shifts: int, window_samples: int, seed: int) -> list[int]:
+    """0 (the plain pass) and ``shifts - 1`` random delays in ``[1, window_samples)``: every position
+    of the input relative to the window grid is equally likely."""
+    rng = np.random.default_rng(seed)
+    if window_samples <= 1:
+        return [0] * shifts
+    return [0, *(int(d) for d in rng.integers(1, window_samples, size=shifts - 1))]
+
+
+def high_band_mode(option: str, sources: tuple[str, ...] | list[str]) -> str | int:
+    """``share``/``drop``, or the index of the source named by ``option``."""
+    if option in HIGH_BAND_MODES:
+        return option
+    if option in sources:
+        return list(sources).index(option)
+    raise SepkitError(f"--high-band {option}: expected share, drop or one of the sources ({', '.join(sources)})")
+
+
+def output_names(sources: tuple[str, ...] | list[str], options: EngineOptions) -> list[str]:
+    """The names of what the pipeline's sink receives, in order: the sources, or a source and its complement."""
+    if options.two_stems is None:
+        return list(sources)
+    if options.two_stems not in sources:
+        raise SepkitError(f"--two-stems {options.two_stems}: not a source of this model ({', '.join(sources)})")
+    return [options.two_stems, f"no_{options.two_stems}"]
+
+
 def run_pipeline(
     spec: PipelineSpec,
     blocks: Iterable[np.ndarray],
@@ -365,47 +462,91 @@ def run_pipeline(
 ) -> int:
     """Separate a stream of ``[n, channels]`` float blocks at ``sample_rate``.
 
-    ``sink`` receives consecutive ``[N, channels, n]`` float32 blocks at ``sample_rate`` whose total
-    length equals the input's; ``progress`` receives the number of frames handed to the sink so far
-    (it moves a chunk at a time). Returns the number of input frames. Raises :class:`SepkitError`
-    for empty input or NaN/inf samples.
+    ``sink`` receives consecutive ``[K, channels, n]`` float32 blocks at ``sample_rate`` whose total
+    length equals the input's, one row per :func:`output_names` entry; ``progress`` receives the
+    number of frames handed to the sink so far (it moves a chunk at a time). Returns the number of
+    input frames. Raises :class:`SepkitError` for empty input or NaN/inf samples.
     """
     if options.wiener:
         from .wiener import check_wiener
 
         check_wiener(spec.representation, type(spec.representation).__name__)
+    output_names(spec.sources, options)
     layout = ChannelLayout.choose(channels, spec.channels, options.channel_mode or spec.channel_mode)
-    down = StreamResampler(sample_rate, spec.sample_rate, layout.resampled_channels)
     n_sources = len(spec.sources)
-    up = StreamResampler(spec.sample_rate, sample_rate, n_sources * layout.separated_channels)
-    streamer = StreamingSeparator(
-        spec.representation,
-        spec.separator,
-        overlap=options.overlap,
-        batch_size=options.batch_size,
-        chunk_frames=int(round(options.chunk_seconds * spec.representation.frames_per_second)),
-        wiener=options.wiener,
-        precision=options.precision,
+    recombiner = Recombiner(
+        sources=n_sources,
+        input_rate=sample_rate,
+        model_rate=spec.sample_rate,
+        separated_channels=layout.separated_channels,
+        high_band=high_band_mode(options.high_band, spec.sources),
+        complement=None if options.two_stems is None else spec.sources.index(options.two_stems),
+        silence_db=options.silence_db,
     )
+    with_seen = recombiner.needs_seen
+    rows = n_sources + 1 if with_seen else n_sources
+    down = StreamResampler(sample_rate, spec.sample_rate, layout.resampled_channels)
+    up = StreamResampler(spec.sample_rate, sample_rate, rows * layout.separated_channels)
+
+    def make_streamer() -> StreamingSeparator:
+        return StreamingSeparator(
+            spec.representation,
+            spec.separator,
+            overlap=options.overlap,
+            batch_size=options.batch_size,
+            chunk_frames=int(round(options.chunk_seconds * spec.representation.frames_per_second)),
+            wiener=options.wiener,
+            precision=options.precision,
+        )
+
+    if options.shifts > 1:
+        window_samples = spec.separator.window.output_frames * spec.representation.hop_length
+        streamer: StreamingSeparator | ShiftedSeparator = ShiftedSeparator(
+            make_streamer, shift_delays(options.shifts, window_samples, options.seed)
+        )
+    else:
+        streamer = make_streamer()
+    heard = SampleQueue()  # [lanes, model channels, m]: what the model heard, until its estimates come
     read = 0
     written = 0
+    estimated = 0  # model-rate samples the streamer has returned
 
     def emit(model_rate: np.ndarray | None, last: bool) -> None:
-        nonlocal written
+        nonlocal written, estimated
         if model_rate is None:
             if not last:
                 return
             model_rate = np.zeros((1, n_sources, spec.channels, 0), dtype=np.float32)
-        separated = layout.from_lanes(model_rate)  # [N, C', m]
-        interleaved = separated.reshape(-1, separated.shape[-1]).T  # [m, N * C']
+        m = model_rate.shape[-1]
+        if with_seen:
+            if m:
+                mixture = heard.read(estimated, estimated + m)
+                heard.forget_before(estimated + m)
+            else:
+                mixture = np.zeros((model_rate.shape[0], spec.channels, 0), dtype=np.float32)
+            model_rate = np.concatenate([model_rate, mixture.reshape(mixture.shape[0], 1, *mixture.shape[1:])], axis=1)
+        estimated += m
+        separated = layout.from_lanes(model_rate)  # [rows, C', m]
+        recombiner.push_estimates(separated[:n_sources])
+        interleaved = separated.reshape(-1, separated.shape[-1]).T  # [m, rows * C']
         back = up.process(interleaved, last=last)
-        block = back.T.reshape(n_sources, layout.separated_channels, -1)
+        block = back.T.reshape(rows, layout.separated_channels, -1)
         block = block[..., : max(0, read - written)] if last or written + block.shape[-1] > read else block
         if block.shape[-1]:
-            sink(np.ascontiguousarray(layout.to_output(block), dtype=np.float32))
+            block = np.ascontiguousarray(layout.to_output(block), dtype=np.float32)
+            stems, seen = (block[:n_sources], block[n_sources]) if with_seen else (block, None)
+            sink(recombiner(stems, seen, written))
             written += block.shape[-1]
             if progress is not None:
                 progress(written)
+
+    def model_input(resampled: np.ndarray) -> np.ndarray:
+        if spec.clip:  # not in place: without resampling this is the caller's array
+            resampled = np.clip(resampled, -1.0, 1.0)
+        lanes = layout.to_lanes(resampled)
+        if with_seen:
+            heard.push(lanes)
+        return lanes
 
     for block in blocks:
         block = np.asarray(block, dtype=np.float32)
@@ -415,21 +556,21 @@ def run_pipeline(
             position = read + int(np.nonzero(~np.isfinite(block).all(axis=1))[0][0])
             raise SepkitError(f"contains NaN or infinite samples (first at {position / sample_rate:.3f} s)")
         read += block.shape[0]
+        recombiner.push_input(block)
         resampled = down.process(layout.before_resampling(block))
-        if spec.clip:  # not in place: without resampling this is the caller's array
-            resampled = np.clip(resampled, -1.0, 1.0)
         if resampled.shape[0]:
-            emit(streamer.push(layout.to_lanes(resampled)), last=False)
+            emit(streamer.push(model_input(resampled)), last=False)
     if read == 0:
         raise SepkitError("contains no audio samples")
     tail = down.process(np.zeros((0, layout.resampled_channels), dtype=np.float32), last=True)
-    if spec.clip:
-        tail = np.clip(tail, -1.0, 1.0)
     if tail.shape[0]:
-        emit(streamer.push(layout.to_lanes(tail)), last=False)
+        emit(streamer.push(model_input(tail)), last=False)
     emit(streamer.finish(), last=True)
-    if written < read:  # resampling back can come out a sample or two short: pad with silence
-        sink(np.zeros((n_sources, channels, read - written), dtype=np.float32))
+    if written < read:  # resampling back can come out a sample or two short: the input goes to the stems
+        missing = read - written
+        stems = np.zeros((n_sources, channels, missing), dtype=np.float32)
+        seen = np.zeros((channels, missing), dtype=np.float32) if with_seen else None
+        sink(recombiner(stems, seen, written))
         if progress is not None:
             progress(read)
     return read
