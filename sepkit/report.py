@@ -55,8 +55,9 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def read_run(folder: Path) -> RunRecord:
-    """The record of one run folder (training log, resolved recipe, evaluation summary)."""
+def read_run(folder: Path, evaluation: str = "evaluation") -> RunRecord:
+    """The record of one run folder (training log, resolved recipe, evaluation summary). ``evaluation``
+    names the scores' folder: ``evaluation`` (the selected model) or ``evaluation-<rule>``."""
     try:
         recipe = tomllib.loads((folder / RESOLVED).read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -72,7 +73,7 @@ def read_run(folder: Path) -> RunRecord:
         validation[-1].get("bad_epochs", 0) > int(training.get("patience", 6))
     )
     scores, tracks, protocol = None, {}, None
-    summary_path = folder / "evaluation" / "summary.json"
+    summary_path = folder / evaluation / "summary.json"
     if summary_path.exists():
         try:
             summary = json.loads(summary_path.read_text(encoding="utf-8"))
@@ -97,7 +98,7 @@ def read_run(folder: Path) -> RunRecord:
     )
 
 
-def find_runs(root: str | Path) -> list[RunRecord]:
+def find_runs(root: str | Path, evaluation: str = "evaluation") -> list[RunRecord]:
     """Every run under ``root`` (itself included), sorted by variant order of appearance and seed."""
     root = Path(root)
     if not root.is_dir():
@@ -106,7 +107,44 @@ def find_runs(root: str | Path) -> list[RunRecord]:
     if not folders:
         raise SepkitError(f"{root}: holds no runs (no {RESOLVED} below it); train with `sepkit run` first")
     check_one_recipe(root, folders)
-    return sorted((read_run(f) for f in folders), key=lambda r: (r.variant, r.seed))
+    return sorted((read_run(f, evaluation) for f in folders), key=lambda r: (r.variant, r.seed))
+
+
+def selection_rules(root: str | Path, *, reference: str | None, order: list[str] | None) -> dict[str, dict[str, Any]]:
+    """One report per model-selection rule whose models were scored (``evaluation-<rule>/``, written
+    by ``sepkit run``): what each rule would have given on the test set."""
+    from .training.selection import RULES
+
+    reports = {}
+    for rule in RULES:
+        runs = [r for r in find_runs(root, f"evaluation-{rule}") if r.scores]
+        if runs:
+            names = {r.variant for r in runs}
+            reports[rule] = aggregate(runs, reference=reference if reference in names else None, order=order)
+    return reports
+
+
+def selection_rows(reports: dict[str, dict[str, Any]], subset: str, metric: str = "SDR") -> tuple[list[str], list[list[str]]]:
+    """Variant x rule rows: each source's score (mean ± std over seeds) and its seed-paired difference
+    to the reference under the same rule."""
+    sources: list[str] = []
+    for report in reports.values():
+        for entry in report["variants"].values():
+            for source in entry["scores"].get(subset, {}):
+                if source not in sources:
+                    sources.append(source)
+    header = ["variant", "selection", *[f"{metric} {s}" for s in sources], *[f"minus reference, {s}" for s in sources]]
+    rows = []
+    names = list(dict.fromkeys(n for report in reports.values() for n in report["variants"]))
+    for name in names:
+        for rule, report in reports.items():
+            entry = report["variants"].get(name)
+            if entry is None:
+                continue
+            scores = [_cell(entry["scores"].get(subset, {}).get(s, {}).get(metric)) for s in sources]
+            diffs = [_cell((entry.get("difference") or {}).get(subset, {}).get(s, {}).get(metric), signed=True) for s in sources]
+            rows.append([f"{name} ({len(entry['evaluated_seeds'])})", rule, *scores, *diffs])
+    return header, rows
 
 
 def _recipe_of(folder: Path, root: Path) -> tuple[str, str]:
@@ -274,6 +312,11 @@ def markdown(report: dict[str, Any], *, metrics: tuple[str, ...] = ("SDR", "SIR"
             lines.append(f"Difference to `{report['reference']}`, paired by seed ({subset}):")
             lines.append("")
             table(*table_rows(report, subset, key="difference", metrics=metrics))
+    for subset in subsets(report) if report.get("selection") else []:
+        lines.append(f"**Model selection** ({subset}: SDR of the model each rule keeps; mean ± std over seeds, dB, "
+                     f"and minus `{report['reference']}` under the same rule, paired by seed)")
+        lines.append("")
+        table(*selection_rows(report["selection"], subset))
     header = ["variant", "seeds", "epochs", "wall time per seed (min)"]
     rows = [
         [name, ", ".join(map(str, e["seeds"])) + (f" (unfinished: {', '.join(map(str, e['unfinished_seeds']))})" if e["unfinished_seeds"] else ""),
@@ -299,6 +342,14 @@ def rich_tables(report: dict[str, Any], *, metrics: tuple[str, ...] = ("SDR", "S
             for row in rows:
                 table.add_row(*row)
             tables.append(table)
+    for subset in subsets(report) if report.get("selection") else []:
+        header, rows = selection_rows(report["selection"], subset)
+        table = Table(title=f"{subset}: model selection (SDR of each rule's model, dB)")
+        for i, column in enumerate(header):
+            table.add_column(column, justify="left" if i < 2 else "right")
+        for row in rows:
+            table.add_row(*row)
+        tables.append(table)
     table = Table(title="runs")
     for column in ("variant", "seeds", "unfinished", "epochs", "wall min/seed"):
         table.add_column(column)
@@ -326,4 +377,4 @@ def to_json(report: dict[str, Any]) -> dict[str, Any]:
     return clean(report)
 
 
-__all__ = ["RunRecord", "aggregate", "find_runs", "markdown", "read_run", "rich_tables", "to_json"]
+__all__ = ["RunRecord", "aggregate", "find_runs", "markdown", "read_run", "rich_tables", "selection_rules", "to_json"]

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from .component import Component, ComponentConfig
 from .errors import ShapeError
+
+if TYPE_CHECKING:
+    from .representation import Representation
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,14 @@ class Separator(Component, nn.Module, abc.ABC):
     @abc.abstractmethod
     def window(self) -> Window:
         """The training/inference window; see :class:`Window`."""
+
+    def bind_representation(self, representation: "Representation") -> None:
+        """Called once by the builder, after construction, with the recipe's representation.
+
+        Separators whose output depends on how features map to linear magnitudes (e.g. masks that
+        must sum to the mixture) keep ``representation.to_linear``/``from_linear`` here; the default
+        needs nothing.
+        """
 
     def check_input(self, mixture: torch.Tensor) -> None:
         """Raise a :class:`ShapeError` naming the expected shape when ``mixture`` does not fit."""

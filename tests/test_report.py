@@ -668,3 +668,26 @@ def test_a_corrupt_summary_is_one_line(tmp_path, run_cli):
     assert result.exit_code != 0
     assert "summary.json: not an evaluation summary (JSONDecodeError" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_model_selection_rules_side_by_side_and_select(tmp_path, run_cli):
+    root = experiment(tmp_path / "exp")
+    # the runs' validation-sdr models scored 1 dB better on accompaniment than the selected ones
+    for folder in sorted(root.glob("*/seed-*")):
+        summary = json.loads((folder / "evaluation" / "summary.json").read_text())
+        for block in (summary["overall"], *summary["subsets"].values()):
+            block["mean"]["accompaniment"]["SDR"] += 1.0 if folder.parent.name == "critic" else 0.0
+        (folder / "evaluation-validation-sdr").mkdir()
+        (folder / "evaluation-validation-sdr" / "summary.json").write_text(json.dumps(summary))
+    result = run_cli("report", root, "--markdown", "-")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("**Model selection** (synth-b") for line in lines)
+    assert "| critic (2) | validation-sdr | 7.00 ± 1.41 | 3.00 ± 0.00 | +3.00 ± 1.41 | +0.00 ± 1.41 |" in lines
+    assert "| baseline (2) | validation-sdr | 4.00 ± 0.00 | 3.00 ± 1.41 | - | - |" in lines
+    selected = run_cli("report", root, "--select", "validation-sdr", "--json")
+    assert selected.exit_code == 0, selected.stderr
+    data = json.loads(selected.stdout)
+    assert data["variants"]["critic"]["difference"]["synth-b"]["accompaniment"]["SDR"]["mean"] == pytest.approx(3.0)
+    bad = run_cli("report", root, "--select", "best")
+    assert bad.exit_code != 0 and "not a selection rule" in bad.stderr

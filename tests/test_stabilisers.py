@@ -209,3 +209,30 @@ def test_spectral_norm_makes_every_layer_of_the_dcgan_critic_about_1_lipschitz()
     for layer in layers:
         sigma = torch.linalg.matrix_norm(layer.weight.detach().flatten(1), ord=2)
         assert float(sigma) == pytest.approx(1.0, rel=0.05)
+
+
+# --- hard mixture consistency ----------------------------------------------------------------------
+
+
+def test_unet_mask_output_sums_to_the_mixture_in_linear_magnitudes(tmp_path, tiny_data):
+    from sepkit.training.losses import additive_penalty
+
+    from sepkit.model import load_model
+    from sepkit.recipe import load_recipe
+    from test_training import tiny_recipe
+
+    path = tmp_path / "mask.toml"
+
+    path.write_text(tiny_recipe(tiny_data).replace('input_frames = 46\n', 'input_frames = 46\noutput = "mask"\n'))
+    recipe = load_recipe(path).variants["both-critics"]
+    trainer = make_trainer(recipe, tmp_path / "run")
+    assert trainer.train_update() is not None
+    mixture = trainer.data.mixtures.sample(4)[:, 0]
+    estimates = trainer.separator(mixture)
+    crop = trainer._crop(mixture)
+    assert estimates.shape[1] == 2 and float(additive_penalty(trainer.representation, crop, estimates)) < 1e-10
+    linear = trainer.representation.to_linear(estimates).sum(dim=1)
+    assert torch.allclose(linear, trainer.representation.to_linear(crop), rtol=1e-4, atol=1e-6)
+    trainer._save_model(None, "mask.safetensors")  # a model file rebuilds the masks through the builder
+    loaded = load_model(tmp_path / "run" / "mask.safetensors").separator
+    assert torch.allclose(loaded(mixture), estimates, atol=1e-6)

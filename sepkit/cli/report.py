@@ -14,6 +14,9 @@ HELP = "\n\n".join([
     "those over its seeds, in the layout of the paper's Table 2 (All, then each test subset). With --reference "
     "(default: `baseline` when there is one), a second table gives each variant minus the reference, paired by seed. "
     "The last table lists seeds, unfinished runs, epochs and wall time (training + validation) per seed.",
+    "Runs keep the model each selection rule picks (lowest validation loss, highest validation SDR, last epoch) "
+    "and `sepkit run` scores each of them: a 'model selection' table shows every rule's test SDR side by side, so "
+    "you see what the choice of rule costs; --select RULE bases every other table on that rule's models.",
     "--markdown FILE writes the same as Markdown (for docs/experiments.md); --json prints it as JSON; --plot FILE.png "
     "draws the training curves of every variant in one figure.",
 ])
@@ -35,19 +38,29 @@ def register(app: typer.Typer) -> None:
             None, "--plot", metavar="FILE.png", help="Also plot validation loss, validation SDR and the critics' divergence "
             "estimates of every variant against updates (mean over seeds, range shaded).",
         ),
+        select: Optional[str] = typer.Option(
+            None, "--select", metavar="RULE", help="Score the models of this selection rule (validation-loss, "
+            "validation-sdr, last) instead of each run's model.safetensors.",
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON instead of tables."),
     ) -> None:
         from ..errors import SepkitError
-        from ..report import aggregate, find_runs, markdown, rich_tables, to_json
+        from ..report import aggregate, find_runs, markdown, rich_tables, selection_rules, to_json
+        from ..training.selection import RULES
 
         if as_json and markdown_path is not None and str(markdown_path) == "-":
             raise SepkitError("--json and --markdown - both print to stdout; write the Markdown to a file instead")
-        runs = find_runs(run_dir)
+        if select is not None and select not in RULES:
+            raise SepkitError(f"--select {select}: not a selection rule; choose one of {', '.join(RULES)}")
+        runs = find_runs(run_dir, "evaluation" if select is None else f"evaluation-{select}")
         names = {r.variant for r in runs}
         if reference is None and "baseline" in names:
             reference = "baseline"
         wanted = [v.strip() for v in order.split(",")] if order else ([reference] if reference else [])
         data = aggregate(runs, reference=reference, order=wanted)
+        rules = selection_rules(run_dir, reference=reference, order=wanted)
+        if rules:
+            data["selection"] = rules
         rows = tuple(m.strip() for m in metrics.split(",") if m.strip())
         if markdown_path is not None:
             text = markdown(data, metrics=rows)

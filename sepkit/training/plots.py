@@ -45,7 +45,16 @@ def plot_training_curves(metrics: list[dict[str, Any]], validation: list[dict[st
         for key in divergence_keys:
             ax.plot(x, [m.get(key) for m in steps], label=key.removeprefix("divergence."))
         ax.set_ylabel("divergence estimate")
-        ax.legend(fontsize=8)
+        handles, labels = ax.get_legend_handles_labels()
+        if any("adversarial_weight" in m for m in steps):
+            # what alpha effectively was (balanced weighting, warm-up): on its own axis
+            right = ax.twinx()
+            (line,) = right.plot(x, [m.get("adversarial_weight") for m in steps], ":", color="black", linewidth=1)
+            right.set_yscale("log" if all((m.get("adversarial_weight") or 1) > 0 for m in steps) else "linear")
+            right.set_ylabel("adversarial weight")
+            handles.append(line)
+            labels.append("adversarial weight (right axis)")
+        ax.legend(handles, labels, fontsize=8)
     if validation:
         ax = axes[index]
         vx = [v["step"] for v in validation if "loss" in v]

@@ -8,7 +8,10 @@ and ``kernel_size`` k:
 * d up levels: 2 x 2 transposed conv (stride 2) with b * 2**level filters, ReLU; centre-crop the
   feature map that entered the matching pooling, concatenate, then ONE k x k valid conv, ReLU;
 * output: the last feature map concatenated with the centre-cropped (padded) mixture, then a 1 x 1
-  conv per source with ReLU (the log-normalised source magnitudes, no mask).
+  conv per source with ReLU (the log-normalised source magnitudes, no mask), or with
+  ``output = "mask"`` a softmax over the sources of that conv's outputs times the mixture's linear
+  magnitudes (back in the representation's features): hard mixture consistency, so the
+  additive penalty is zero by construction (the paper's remark on constrained outputs).
 
 With one conv per level an input of 350 bins x 158 frames gives 258 x 66 and the paper's ~0.96 M
 parameters (two convs per level would give neither). Valid convolutions shrink every side, so only
@@ -18,7 +21,7 @@ depth, kernel size, bins and frames.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator, Literal
 
 import torch
 import torch.nn.functional as F
@@ -101,6 +104,12 @@ class UNetConfig(ComponentConfig):
     base_filters: PositiveInt = Field(16, description="Filters of the first conv; doubled at each level down.")
     kernel_size: PositiveInt = Field(3, description="Side of the square valid convolutions (odd).")
     input_frames: PositiveInt = Field(158, description="Frames per input window (context included).")
+    output: Literal["direct", "mask"] = Field(
+        "direct",
+        description='"direct": the sources\' features (the paper); "mask": per-source masks that sum to one '
+        "(softmax over sources) times the mixture's linear magnitudes, so the estimates add up to the "
+        "mixture by construction.",
+    )
 
     @field_validator("kernel_size")
     @classmethod
@@ -184,7 +193,13 @@ class UNet(Separator):
         self.up = nn.ModuleList(nn.Conv2d(2 * filters(level), filters(level), kernel) for level in levels_up)
         # One 1x1 conv per source, stacked into one conv: output channel n*C + c is source n, channel c.
         self.output = nn.Conv2d(filters(0) + channels, sources * channels, 1)
+        self._to_linear: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self._from_linear: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.reset_parameters()
+
+    def bind_representation(self, representation) -> None:
+        """Masks multiply the mixture's LINEAR magnitudes: keep the representation's mapping."""
+        self._to_linear, self._from_linear = representation.to_linear, representation.from_linear
 
     def reset_parameters(self) -> None:
         """Glorot-uniform kernels and zero biases, the TensorFlow defaults of the authors' code."""
@@ -236,6 +251,18 @@ class UNet(Separator):
             x = F.relu(upsample(x), inplace=True)
             x = torch.cat([centre_crop(skip, x.shape[-2], x.shape[-1]), x], dim=1)
             x = F.relu(conv(x), inplace=True)
-        x = torch.cat([x, centre_crop(padded, x.shape[-2], x.shape[-1])], dim=1)
+        mixture_out = centre_crop(padded, x.shape[-2], x.shape[-1])
+        x = torch.cat([x, mixture_out], dim=1)
+        if self.config.output == "mask":
+            return self._masked(self.output(x), mixture_out)
         sources = F.relu(self.output(x), inplace=True)[:, :, : self.num_bins]  # drop the padded top bins
         return sources.reshape(batch, self.num_sources, self.num_channels, self.num_bins, -1)
+
+    def _masked(self, logits: torch.Tensor, mixture_out: torch.Tensor) -> torch.Tensor:
+        """softmax over sources of ``logits`` times the mixture's linear magnitudes, as features."""
+        if self._to_linear is None or self._from_linear is None:
+            raise ShapeError('unet output = "mask" needs the representation: build it with sepkit.build.build_separator')
+        batch = logits.shape[0]
+        logits = logits[:, :, : self.num_bins].reshape(batch, self.num_sources, self.num_channels, self.num_bins, -1)
+        mixture = self._to_linear(mixture_out[:, :, : self.num_bins]).clamp(min=0)
+        return self._from_linear(torch.softmax(logits, dim=1) * mixture[:, None])
