@@ -25,13 +25,20 @@ def build_representation(recipe: "Recipe") -> "Representation":
 
 
 def build_separator(recipe: "Recipe", representation: "Representation") -> "Separator":
+    """The recipe's separator, with the weights of ``separator.init`` when the recipe names a model file."""
     spec = recipe.separator
-    return _cls(spec)(
+    separator = _cls(spec)(
         spec.config,
         num_sources=len(recipe.sources),
         num_channels=recipe.audio.channels,
         num_bins=representation.num_bins,
     )
+    separator.bind_representation(representation)
+    if spec.init is not None:
+        from .warm_start import initialise_separator
+
+        initialise_separator(separator, recipe, spec.init)
+    return separator
 
 
 def build_critics(recipe: "Recipe", separator: "Separator") -> dict[str, "Critic"]:

@@ -22,6 +22,8 @@ def resolved_dict(recipe: Recipe) -> dict[str, Any]:
     data = recipe.model_dump(mode="json", exclude={"variants", "representation", "separator", "critics", "divergence", "data"})
     data["representation"] = spec(recipe.representation)
     data["separator"] = spec(recipe.separator)
+    if recipe.separator.init is not None:  # where training started from (model files do not keep it)
+        data["separator"]["init"] = recipe.separator.init
     data["divergence"] = spec(recipe.divergence)
     data["critics"] = {k: spec(v) for k, v in recipe.critics.items()}
     d = recipe.data

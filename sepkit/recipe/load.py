@@ -194,6 +194,9 @@ def validate(raw: dict[str, Any], *, base_dir: Path | None = None, where: str = 
     body = {k: (v if k == "paths" else substitute_paths(v, paths, k)) for k, v in body.items()}
     if base_dir is not None and isinstance(body.get("data"), dict):
         body["data"] = _resolve_roots(body["data"], base_dir)
+    init = body.get("separator", {}).get("init") if isinstance(body.get("separator"), dict) else None
+    if base_dir is not None and isinstance(init, str):  # separator.init: relative to the recipe too
+        body["separator"] = {**body["separator"], "init": str((base_dir / Path(init).expanduser()).resolve())}
     try:
         recipe = Recipe.model_validate(body)
     except ValidationError as exc:

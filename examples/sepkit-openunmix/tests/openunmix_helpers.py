@@ -94,6 +94,16 @@ def relative(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @pytest.fixture(autouse=True)
+def one_thread():
+    """These tiny LSTMs take milliseconds on one thread; on a CPU shared with other work, two OpenMP
+    threads waiting for each other made each call ~40x slower. Restored after every test."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
     """Generated data, downloads and decoded audio go to a temporary folder, not the user's cache."""
     monkeypatch.setenv("SEPKIT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "sepkit-cache"))

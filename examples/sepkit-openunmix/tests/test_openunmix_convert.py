@@ -14,7 +14,7 @@ from sepkit.testing.cli import invoke
 from sepkit_openunmix.published import UMXHQ, UMXL, UNKNOWN_LICENSE, recognise
 
 from openunmix_helpers import (  # noqa: F401 (fixture)
-    TINY_HOP, TINY_RATE, checkpoints, convert_cli, isolated_cache, random_openunmix, save_checkpoint,
+    TINY_HOP, TINY_RATE, checkpoints, convert_cli, isolated_cache, one_thread, random_openunmix, save_checkpoint,
 )
 
 

@@ -21,7 +21,7 @@ from sepkit_openunmix.network import UnmixNetwork
 from sepkit_openunmix.separator import OpenUnmix
 
 from openunmix_helpers import (  # noqa: F401 (fixture)
-    TINY, TINY_HOP, checkpoints, convert_cli, isolated_cache, openunmix_filtering, openunmix_model,
+    TINY, TINY_HOP, checkpoints, convert_cli, isolated_cache, one_thread, openunmix_filtering, openunmix_model,
     reference_networks, relative,
 )
 
