@@ -64,7 +64,8 @@ def partial_name(target: Path) -> str:
     return f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}{PARTIAL_SUFFIX}"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this machine (someone else's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -95,7 +96,7 @@ def _abandoned(path: Path) -> bool:
             pid = int(middle.split("-", 1)[0])
         except ValueError:
             return False  # not ours
-        if not _pid_alive(pid) or pid == os.getpid():
+        if not pid_alive(pid) or pid == os.getpid():
             return True
         return fcntl is not None and time.time() - os.fstat(fd).st_mtime > _UNLOCKED_GRACE_SECONDS
     finally:

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from .errors import SepkitError
+from .io import pid_alive
 
 try:
     import fcntl
@@ -53,15 +54,7 @@ def _alive(owner: dict[str, object]) -> bool:
     if owner.get("host") not in (None, socket.gethostname()):
         return True
     pid = owner.get("pid")
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return isinstance(pid, int) and pid_alive(pid)
 
 
 class RunLock:

@@ -23,6 +23,7 @@ import numpy as np
 
 from .errors import SepkitError
 from .experiment import EXPERIMENT, RESOLVED, SEED_FOLDER
+from .training.journal import read_jsonl
 
 SEED_PATTERN = re.compile("^" + SEED_FOLDER.format(r"(\d+)") + "$")
 ALL = "All"
@@ -49,12 +50,6 @@ class RunRecord:
         return self.train_seconds + self.validation_seconds
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def read_run(folder: Path, evaluation: str = "evaluation") -> RunRecord:
     """The record of one run folder (training log, resolved recipe, evaluation summary). ``evaluation``
     names the scores' folder: ``evaluation`` (the selected model) or ``evaluation-<rule>``."""
@@ -65,7 +60,7 @@ def read_run(folder: Path, evaluation: str = "evaluation") -> RunRecord:
     match = SEED_PATTERN.match(folder.name)
     variant = folder.parent.name if match else folder.name
     training = recipe.get("training", {})
-    validation = _read_jsonl(folder / "validation.jsonl")
+    validation = read_jsonl(folder / "validation.jsonl")
     best = [r["epoch"] for r in validation if r.get("best")]
     epochs = max((r["epoch"] for r in validation), default=0)
     max_epochs = int(training.get("max_epochs", 1000))

@@ -70,9 +70,10 @@ def finished(tmp_path_factory, tiny_data) -> tuple[Path, Path]:
 def test_case1_run_and_report_outputs_have_the_permissions_of_a_plain_write(finished, tmp_path):
     recipe, runs = finished
     run = runs / "baseline"
-    files = [runs / EXPERIMENT, run / RESOLVED, run / STATE, run / "model.safetensors", run / "model-last.safetensors",
+    files = [run / RESOLVED, run / STATE, run / "model.safetensors", run / "model-last.safetensors",
              run / "training-curves.png", run / "metrics.jsonl", run / "evaluation" / "summary.json"]
     assert {str(f): oct(stat.S_IMODE(f.stat().st_mode)) for f in files} == {str(f): "0o644" for f in files}
+    assert stat.S_IMODE((runs / EXPERIMENT).stat().st_mode) == 0o644
     saved = os.umask(0o022)
     try:
         result = invoke("report", runs, "--plot", tmp_path / "curves.png", "--markdown", tmp_path / "report.md")
