@@ -35,7 +35,12 @@ def register(app: typer.Typer) -> None:
         Each variant writes to OUTPUT_DIR/<variant>/ (OUTPUT_DIR/<variant>/seed-<n>/ with --seeds):
         model.safetensors (best by validation),
         train-state/ (for --resume), metrics.jsonl, validation.jsonl, recipe.resolved.toml,
-        training-curves.png and evaluation/. Ctrl-C saves the training state; --resume continues.
+        training-curves.png and evaluation/. Ctrl-C saves the training state; --resume continues
+        (after a kill -9 too, from the last epoch end).
+
+        OUTPUT_DIR holds the runs of one recipe (OUTPUT_DIR/experiment.json); each run folder is
+        locked while it trains, so a second process on it is refused (other variants or seeds may
+        train at the same time). See docs/reliability.md.
         """
         if device is not None and device not in ("auto", "cpu", "cuda", "mps"):
             from ..errors import SepkitError
