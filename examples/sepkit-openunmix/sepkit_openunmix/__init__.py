@@ -4,6 +4,7 @@ Registers, through the ``sepkit`` entry-point group (see pyproject.toml):
 
 * ``open-unmix`` separator: one BLSTM network per source, parameter names as Open-Unmix's state dicts
 * ``sepkit convert open-unmix TARGET=FILE.pth ...``: published checkpoints -> a sepkit model file
+* named models ``umxhq`` and ``umxhq-vocals`` (downloaded, verified and converted on first use)
 
 The representation is sepkit's own ``magnitude-stft`` with Open-Unmix's settings (``n_fft = 4096``,
 ``hop_length = 1024``, ``normalisation = "none"``: linear magnitudes; the learned input scaling
@@ -20,6 +21,13 @@ def register_separators(register):
     from .separator import OpenUnmix
 
     register("open-unmix", OpenUnmix)
+
+
+@sepkit.hookimpl
+def register_models(register):
+    from .named import register_published
+
+    register_published(register)
 
 
 @sepkit.hookimpl
