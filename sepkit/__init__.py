@@ -20,12 +20,13 @@ from .errors import SepkitError
 from .hookspecs import hookimpl
 
 __version__ = "0.1.0"
-__all__ = ["SepkitError", "__version__", "hookimpl", "list_models", "load_model"]
+__all__ = ["SepkitError", "__version__", "hookimpl", "list_models", "load_model", "separate"]
 
 #: public name -> (module, attribute), imported on first use so that `import sepkit` stays fast
 _LAZY = {
     "load_model": ("sepkit.models", "load_model"),
     "list_models": ("sepkit.models", "list_models"),
+    "separate": ("sepkit.api", "separate"),
 }
 
 
@@ -41,4 +42,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(__all__) | {name for name in globals() if name.startswith("__")})

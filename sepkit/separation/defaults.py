@@ -15,6 +15,8 @@ DEFAULT_BATCH_SIZE = 16
 DEFAULT_PRECISION = "fp32"
 #: ...and `sepkit separate` takes bf16 where the hardware makes it several times faster.
 SEPARATE_COMMAND_PRECISION = "auto"
+#: ``high_band``: share out what the model cannot hear, or drop it (or a source name: all to it).
+HIGH_BAND_MODES = ("share", "drop")
 #: Every precision the engine accepts (auto: bf16 where fast, else fp32).
 PRECISIONS = ("auto", "fp32", "bf16")
 

@@ -1,4 +1,4 @@
-"""Separating audio files into stem files: ``OUTDIR/<input stem>/<source>.<ext>``.
+"""Separating audio files into stem files: ``OUTDIR/<input name>/<stem>.<ext>`` (or a ``--filename`` template).
 
 Decoding, separation and writing stream block by block (see :mod:`sepkit.separation.engine`), so a
 60-minute file needs about as much memory as a 3-minute one.
@@ -6,6 +6,7 @@ Decoding, separation and writing stream block by block (see :mod:`sepkit.separat
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,8 @@ from typing import TYPE_CHECKING, Callable
 
 from ..errors import SepkitError
 from ..io import no_space
-from .engine import BLOCK_SECONDS, EngineOptions, run_pipeline
+from .engine import BLOCK_SECONDS, EngineOptions, output_names, run_pipeline
+from .naming import DEFAULT_TEMPLATE, stem_targets
 from .output import StemWriter, output_subtype
 from .reader import find_audio_files, probe, read_blocks
 
@@ -34,6 +36,10 @@ class FileResult:
     disk_full: bool = False
     #: Not attempted (an earlier file found the disk full).
     skipped: bool = False
+    #: The factor every stem was scaled by so that none clips (``--clip-mode rescale``; 1: none needed).
+    gain: float = 1.0
+    #: The sample rate of the stems (the input's, except Opus of another rate: 48 kHz).
+    output_rate: int | None = None
 
     @property
     def realtime_factor(self) -> float | None:
@@ -49,6 +55,8 @@ class FileResult:
             "outputs": {s: str(p) for s, p in self.outputs.items()},
             "error": self.error,
             "skipped": self.skipped,
+            "rescaled_db": None if self.gain == 1.0 else round(20 * math.log10(self.gain), 2),
+            "output_rate": self.output_rate,
         }
 
 
@@ -75,26 +83,6 @@ def expand_inputs(inputs: list[Path]) -> tuple[list[Path], list[FileResult]]:
     return files, errors
 
 
-def output_folder(out_dir: Path, path: Path) -> Path:
-    return out_dir / path.stem
-
-
-def output_folders(out_dir: Path, files: list[Path]) -> dict[Path, Path]:
-    """Each file's output folder: ``OUTDIR/<name>``; files of one call that share a name but not an
-    extension (``x.flac`` and ``x.ogg``) get ``OUTDIR/<name>-<ext>`` each, so that both are separated.
-    (Files that share name and extension keep the plain folder: the first one claims it.)"""
-    groups: dict[Path, list[Path]] = {}
-    for path in files:
-        groups.setdefault(output_folder(out_dir, path).resolve(), []).append(path)
-    folders = {}
-    for group in groups.values():
-        suffixes = [p.suffix.lower() for p in group]
-        distinct = len(group) > 1 and len(set(suffixes)) == len(group)
-        for path, suffix in zip(group, suffixes):
-            folders[path] = out_dir / f"{path.stem}-{suffix.lstrip('.')}" if distinct else output_folder(out_dir, path)
-    return folders
-
-
 def separate_file(
     model: "Model",
     path: Path,
@@ -107,29 +95,36 @@ def separate_file(
     options: EngineOptions | None = None,
     protected: frozenset[Path] = frozenset(),
     progress: Callable[[int, int], object] | None = None,
-    folder: Path | None = None,
+    targets: dict[str, Path] | None = None,
+    clip_mode: str = "clamp",
 ) -> FileResult:
-    """Separate one file into ``out_dir/<stem>/<source>.<fmt>`` at the file's own rate and channels.
+    """Separate one file into ``out_dir/<name>/<stem>.<fmt>`` (or ``targets``: stem -> file) at the
+    file's own rate and channels (Opus: 48 kHz unless the rate is one Opus has).
 
-    Never raises for a bad input: the returned result carries a one-line error naming the file, and
-    nothing is left behind for it. ``progress(frames_done, total_frames)`` is called as stems are written.
+    ``stems``: which of the pipeline's outputs to write (the sources, or with ``options.two_stems``
+    a source and ``no_<source>``). Never raises for a bad input: the returned result carries a
+    one-line error naming the file, and nothing is left behind for it. ``progress(frames_done,
+    total_frames)`` is called as stems are written.
     """
     path = Path(path)
     result = FileResult(path)
     started = time.perf_counter()
     try:
         subtype = output_subtype(fmt, bit_depth)
-        wanted = stems or model.sources
-        unknown = [s for s in wanted if s not in model.sources]
+        options = options or model.options()
+        names = output_names(model.sources, options)
+        wanted = stems or names
+        unknown = [s for s in wanted if s not in names]
         if unknown:
-            raise SepkitError(f"unknown stem(s) {', '.join(unknown)}; this model separates {', '.join(model.sources)}")
+            raise SepkitError(f"unknown stem(s) {', '.join(unknown)}; this model separates {', '.join(names)}")
         info = probe(path)
         result.duration = info.seconds
-        folder = folder if folder is not None else output_folder(Path(out_dir), path)
-        indices = [model.sources.index(s) for s in wanted]
+        if targets is None:
+            targets = stem_targets(Path(out_dir), DEFAULT_TEMPLATE, track=path.stem, stems=wanted, ext=fmt, model="")
+        indices = [names.index(s) for s in targets]
         with StemWriter(
-            folder, wanted, fmt=fmt, subtype=subtype, sample_rate=info.sample_rate, channels=info.channels,
-            overwrite=overwrite, protected=protected,
+            targets, fmt=fmt, subtype=subtype, sample_rate=info.sample_rate, channels=info.channels,
+            overwrite=overwrite, protected=protected, clip_mode=clip_mode,
         ) as writer:
             frames = run_pipeline(
                 model.pipeline_spec(),
@@ -137,11 +132,13 @@ def separate_file(
                 sample_rate=info.sample_rate,
                 channels=info.channels,
                 sink=lambda block: writer.write(block[indices]),
-                options=options or model.options(),
+                options=options,
                 progress=None if progress is None else (lambda done: progress(done, info.frames)),
             )
             result.duration = frames / info.sample_rate
             result.outputs = writer.commit()
+            result.gain = writer.gain
+            result.output_rate = writer.sample_rate
     except SepkitError as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         result.error = message if message.startswith(str(path)) else f"{path}: {message}"

@@ -25,10 +25,10 @@ import math
 
 import numpy as np
 
+from .defaults import HIGH_BAND_MODES
+
 __all__ = ["HIGH_BAND_MODES", "SILENCE_DB", "Recombiner", "SampleQueue", "Shares", "SilenceGate"]
 
-#: ``--high-band``: ``share``, ``drop``, or a source name.
-HIGH_BAND_MODES = ("share", "drop")
 #: Input below this RMS (dB relative to full scale, per channel and frame) gives silent stems.
 SILENCE_DB = -90.0
 SILENCE_FRAME_SECONDS = 0.01
