@@ -13,10 +13,13 @@ the same weights. Speed does not depend on the weights; the seam cost does (see 
 reference is one pass of the network over every frame of the song (what Open-Unmix does); it is
 compared with sepkit's windowed pass (``separate_features``: windows of ``output_frames`` frames with
 ``context_frames`` frames of context on each side, overlap-added) for several contexts. Reported:
-the relative L2 error of the separated magnitudes over the song, the worst frame's, and the SDR of
-the windowed magnitudes against the whole-track ones. Random weights forget quickly; a trained
-network may carry information further, so these figures are a lower bound on the seam cost of a
-trained model, not a measurement of one.
+the relative L2 error of the separated magnitudes over the song and over its interior (frames at
+least one window from either end: seams only; near the ends the windows also see the engine's
+zero-frame padding, which a whole-track pass does not), the worst frame's error and where it is,
+and the SDR of the windowed magnitudes against the whole-track ones. Random weights forget within a
+few frames (an LSTM forget gate near 0.5); ``--forget-bias B`` adds B to every forget-gate bias, a
+stand-in for a network that remembers long (B = 3: gate ~0.95, B = 6: ~0.998). What a trained
+umxhq remembers is not known here (no download); ``--model umxhq.safetensors`` measures it.
 
 **speed**: a 3-minute stereo 44.1 kHz 16-bit WAV (bench_separate.py's song). sepkit: the whole
 command, ``sepkit separate song.wav --model M.safetensors -o out/ --precision fp32`` as a fresh
@@ -140,9 +143,12 @@ def seams(args: argparse.Namespace, work: Path) -> dict:
             error = (windowed - reference).square()
             per_frame = (error.sum(dim=(0, 1, 2)) / frame_energy).sqrt()
             worst = int(per_frame.argmax())
+            inner = slice(args.output_frames, frames - args.output_frames)  # away from the track's ends
+            inner_error = error[..., inner].sum() / reference[..., inner].square().sum()
             rows.append({
                 "context_frames": context, "overlap": overlap,
                 "relative_error": float((error.sum() / total).sqrt()),
+                "interior_relative_error": float(inner_error.sqrt()),
                 "sdr_db": float(10 * torch.log10(total / error.sum().clamp_min(1e-30))),
                 "worst_frame_relative_error": float(per_frame[worst]),
                 "worst_frame_s": round(worst * hop_s, 2),
@@ -157,11 +163,12 @@ def seams(args: argparse.Namespace, work: Path) -> dict:
 # -- speed -----------------------------------------------------------------------------------------
 
 
-def sepkit_separate(song: Path, model: Path, out: Path, wiener: bool) -> float:
+def sepkit_separate(song: Path, model: Path, out: Path, wiener: bool, threads: int | None = None) -> float:
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
     command = [sys.executable, "-m", "sepkit.cli.main", "separate", str(song), "--model", str(model), "-o", str(out),
                "--overwrite", "--precision", "fp32", "--device", "cpu"] + (["--wiener"] if wiener else [])
     started = time.perf_counter()
-    process = subprocess.run(command, capture_output=True, cwd=REPO)
+    process = subprocess.run(command, capture_output=True, cwd=REPO, env=env)
     wall = time.perf_counter() - started
     if process.returncode != 0:
         raise SystemExit(f"sepkit separate failed ({process.returncode}): {process.stderr.decode().strip()[-400:]}")
@@ -192,16 +199,20 @@ def openunmix_separate(song: Path, files: dict[str, Path], out: Path, *, residua
 
 
 def speed(args: argparse.Namespace, work: Path) -> dict:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     song = make_song(work / "song.wav", args.minutes)
     files = make_checkpoints(work)
     four = convert(files, work / "umxhq-random.safetensors")
     karaoke = convert({"vocals": files["vocals"]}, work / "umxhq-vocals-random.safetensors", residual="accompaniment")
     settings = [
-        ("vocals + residual", lambda: sepkit_separate(song, karaoke, work / "out-s", False),
+        ("vocals + residual", lambda: sepkit_separate(song, karaoke, work / "out-s", False, args.threads),
          lambda: openunmix_separate(song, {"vocals": files["vocals"]}, work / "out-o", residual=True, niter=0)),
-        ("4 targets", lambda: sepkit_separate(song, four, work / "out-s", False),
+        ("4 targets", lambda: sepkit_separate(song, four, work / "out-s", False, args.threads),
          lambda: openunmix_separate(song, files, work / "out-o", residual=False, niter=0)),
-        ("4 targets, Wiener", lambda: sepkit_separate(song, four, work / "out-s", True),
+        ("4 targets, Wiener", lambda: sepkit_separate(song, four, work / "out-s", True, args.threads),
          lambda: openunmix_separate(song, files, work / "out-o", residual=False, niter=1)),
     ]
     rows = []
@@ -214,7 +225,7 @@ def speed(args: argparse.Namespace, work: Path) -> dict:
                **{f"{k}_runs": [round(t, 2) for t in v] for k, v in times.items()}}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    return {"audio_s": args.minutes * 60, "runs": args.runs, "rows": rows}
+    return {"audio_s": args.minutes * 60, "runs": args.runs, "threads": args.threads or "torch default", "rows": rows}
 
 
 def main() -> None:
@@ -229,6 +240,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="seams: a converted model file to measure instead of random weights.")
     parser.add_argument("--minutes", type=float, default=3.0, help="speed: song length.")
     parser.add_argument("--runs", type=int, default=3, help="speed: runs per setting (median reported).")
+    parser.add_argument("--threads", type=int, help="speed: torch threads on both sides (default: torch's own).")
     parser.add_argument("--workdir", type=Path, help="Keep the generated files here (default: a temporary folder).")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sepkit-bench-umx-") as scratch:
