@@ -24,8 +24,9 @@ def build_representation(recipe: "Recipe") -> "Representation":
     return _cls(spec)(spec.config, sample_rate=recipe.audio.sample_rate)
 
 
-def build_separator(recipe: "Recipe", representation: "Representation") -> "Separator":
-    """The recipe's separator, with the weights of ``separator.init`` when the recipe names a model file."""
+def build_separator(recipe: "Recipe", representation: "Representation", *, initialise: bool = True) -> "Separator":
+    """The recipe's separator, with the weights of ``separator.init`` when the recipe names a model
+    file (unless ``initialise`` is false: sizes and windows do not depend on the weights)."""
     spec = recipe.separator
     separator = _cls(spec)(
         spec.config,
@@ -34,7 +35,7 @@ def build_separator(recipe: "Recipe", representation: "Representation") -> "Sepa
         num_bins=representation.num_bins,
     )
     separator.bind_representation(representation)
-    if spec.init is not None:
+    if spec.init is not None and initialise:
         from .warm_start import initialise_separator
 
         initialise_separator(separator, recipe, spec.init)

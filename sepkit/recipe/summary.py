@@ -14,7 +14,7 @@ def summarise(loaded: LoadedRecipe) -> dict[str, Any]:
     variants: dict[str, Any] = {}
     for name, recipe in loaded.variants.items():
         representation = build_representation(recipe)
-        separator = build_separator(recipe, representation)
+        separator = build_separator(recipe, representation, initialise=False)  # sizes only: no init file read
         window = separator.window
         fps = representation.frames_per_second
         critics = build_critics(recipe, separator)
