@@ -61,7 +61,7 @@ UMXHQ = {"nb_bins": 2049, "nb_channels": 2, "hidden_size": 512, "max_bin": 1487}
 
 
 def import_openunmix():  # type: ignore[no-untyped-def]
-    if importlib.util.find_spec("torchaudio") is None:  # imported by openunmix, unused by what runs here
+    if "torchaudio" not in sys.modules and importlib.util.find_spec("torchaudio") is None:  # imported, unused
         sys.modules["torchaudio"] = types.ModuleType("torchaudio")
     import openunmix.model
 

@@ -149,6 +149,8 @@ def test_a_sample_rate_that_contradicts_the_checkpoint_is_refused(tmp_path):
         (["Vocals=a.pth"], "target names are lowercase"),
         (["vocals=a.pth", "vocals=b.pth"], "given twice"),
         (["vocals={missing}"], "no such checkpoint file"),
+        (["vocals=a.pth", "--output-frames", "0"], "--output-frames 0: must be at least 1"),
+        (["vocals=a.pth", "--context-frames", "-1"], "--context-frames -1: must be at least 0"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(tmp_path, arguments, expected):
