@@ -34,7 +34,8 @@ def build_app() -> typer.Typer:
         name="sepkit",
         help=HELP,
         no_args_is_help=True,
-        add_completion=False,
+        invoke_without_command=True,  # so that `sepkit --version` needs no command
+        add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, powershell
         pretty_exceptions_enable=False,
         rich_markup_mode="rich",
         context_settings={"help_option_names": ["-h", "--help"]},
@@ -42,8 +43,9 @@ def build_app() -> typer.Typer:
 
     @app.callback()
     def _main(
+        ctx: typer.Context,
         debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
-        version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+        version: bool = typer.Option(False, "--version", "-V", help="Print the version and exit.", is_eager=True),
     ) -> None:
         if version:
             from .. import __version__
@@ -51,6 +53,9 @@ def build_app() -> typer.Typer:
             typer.echo(f"sepkit {__version__}")
             raise typer.Exit()
         state["debug"] = debug
+        if ctx.invoked_subcommand is None:  # `sepkit --debug` alone
+            typer.echo(ctx.get_help())
+            raise typer.Exit(2)
 
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__package__}.{name}").register(app)
