@@ -3,13 +3,16 @@
     python benchmarks/bench_separate.py                      # CPU: 3-minute file, 60-minute file for memory
     python benchmarks/bench_separate.py --device cuda --skip-memory
     python benchmarks/bench_separate.py --runs 5 --json
+    python benchmarks/bench_separate.py --extra "--high-band drop --clip-mode clamp"   # the model's estimates, clamped
 
 What is measured:
 
 * **Real-time factor** of the whole command on a 3-minute, 44.1 kHz, stereo, 16-bit WAV file:
   ``sepkit separate song.wav --model paper.safetensors`` run as a fresh process (Python start-up,
   torch import, model load, decoding, resampling to 8192 Hz, separation, resampling back to
-  44.1 kHz and writing both stems as 16-bit WAV). RTF = audio seconds / wall seconds; the median of
+  44.1 kHz, sharing the residual over the stems (``--high-band share``, the default;
+  ``--extra "--high-band drop"`` leaves it out), the silence gate, and writing both stems as 16-bit
+  WAV with ``--clip-mode rescale``'s peak tracking). RTF = audio seconds / wall seconds; the median of
   ``--runs`` runs. The in-process time of the file alone (``time_s`` of ``--json``: decode to
   written stems, without start-up and model load) is reported too. For the paper's overlap 0 and
   the default overlap, and for both ways a mono model can treat a stereo file (``per-channel``: the
@@ -29,6 +32,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -73,6 +77,10 @@ def make_song(path: Path, minutes: float, seed: int = 0) -> Path:
     return path
 
 
+#: Extra `sepkit separate` arguments for every run (--extra), e.g. "--high-band drop --clip-mode clamp".
+EXTRA: list[str] = []
+
+
 def run_separate(
     song: Path, model: Path, out: Path, *, overlap: float, channel_mode: str, device: str, precision: str = "auto"
 ) -> dict:
@@ -80,7 +88,7 @@ def run_separate(
     command = [
         sys.executable, "-m", "sepkit.cli.main", "separate", str(song), "--model", str(model), "-o", str(out),
         "--overwrite", "--json", "--overlap", str(overlap), "--channel-mode", channel_mode, "--device", device,
-        "--precision", precision,
+        "--precision", precision, *EXTRA,
     ]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
@@ -96,7 +104,7 @@ def peak_rss(song: Path, model: Path, out: Path, *, overlap: float, channel_mode
     """Peak resident memory (MiB) of one `sepkit separate` process, from the kernel's rusage of that child."""
     command = [
         sys.executable, "-m", "sepkit.cli.main", "separate", str(song), "--model", str(model), "-o", str(out),
-        "--overwrite", "--json", "--overlap", str(overlap), "--channel-mode", channel_mode, "--device", device,
+        "--overwrite", "--json", "--overlap", str(overlap), "--channel-mode", channel_mode, "--device", device, *EXTRA,
     ]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO)
@@ -128,7 +136,9 @@ def main() -> None:
     parser.add_argument("--skip-memory", action="store_true", help="Do not run the long file.")
     parser.add_argument("--workdir", type=Path, help="Keep the generated files here (default: a temporary folder).")
     parser.add_argument("--json", action="store_true", help="Print the results as JSON.")
+    parser.add_argument("--extra", default="", help='Extra `sepkit separate` arguments, e.g. "--high-band drop".')
     args = parser.parse_args()
+    EXTRA.extend(shlex.split(args.extra))
 
     with tempfile.TemporaryDirectory(prefix="sepkit-bench-") as scratch:
         work = args.workdir or Path(scratch)
@@ -140,6 +150,7 @@ def main() -> None:
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_implementation()} {platform.python_version()}",
             "load_average": os.getloadavg(),
             "device": args.device,
+            "extra": args.extra,
             "speed": [],
         }
         import torch
