@@ -17,8 +17,9 @@ protocol's metric): the mean over tracks of SDR per source.
 * **At the tracks' own rate** (16 kHz: the model hears 0-4096 Hz of 0-8000 Hz): ``high_band`` drop,
   share, and all of it to each source in turn.
 
-Times are wall seconds of ``Model.separate`` for the 10 tracks (in-process, the model loaded once),
-median of ``--runs`` runs; the machine and its load average are printed with them.
+Times are wall seconds of ``Model.separate`` for the 10 tracks (in-process, the model loaded once)
+and the process's CPU seconds (all its threads), median of ``--runs`` runs; the machine and its
+load average are printed with them. ``--only-shifts`` measures the shifts settings alone.
 """
 
 from __future__ import annotations
@@ -66,11 +67,12 @@ def score(model, tracks: list[dict], options: dict, runs: int) -> dict:
     """Mean SDR per source over the tracks, and the median separation time of ``runs`` runs."""
     from sepkit.evaluation.bss_eval import bss_eval_sources
 
-    times = []
+    times, cpu = [], []
     for run in range(runs):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         estimates = [model.separate(t["mixture"], int(t["rate"]), precision="fp32", **options) for t in tracks]
         times.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - cpu_started)
     sdr = {s: [] for s in SOURCES}
     for track, estimate in zip(tracks, estimates):
         references = np.stack([track[s][0] for s in SOURCES])
@@ -83,6 +85,7 @@ def score(model, tracks: list[dict], options: dict, runs: int) -> dict:
         "options": options,
         "sdr": {s: round(float(np.mean(v)), 3) for s, v in sdr.items()},
         "time_s": round(seconds, 2),
+        "cpu_s": round(statistics.median(cpu), 2),
         "runs_s": [round(t, 2) for t in times],
         "realtime_factor": round(audio_seconds / seconds, 1),
     }
@@ -95,6 +98,7 @@ def main() -> None:
     parser.add_argument("--shifts", default="1,2,4,8", help="Comma-separated --shifts values to measure.")
     parser.add_argument("--runs", type=int, default=1, help="Timed runs per setting (median reported).")
     parser.add_argument("--json", action="store_true", help="Print the results as JSON.")
+    parser.add_argument("--only-shifts", action="store_true", help="Measure only the --shifts settings at the model's rate.")
     args = parser.parse_args()
 
     import torch
@@ -115,13 +119,16 @@ def main() -> None:
     }
     settings = [{"high_band": "drop", "overlap": 0.0}]
     settings += [{"high_band": "drop", "shifts": int(n)} for n in args.shifts.split(",")]
-    settings += [{"high_band": "share"}, {"high_band": "drop", "silence_db": None}]
+    if args.only_shifts:
+        settings = settings[1:]
+    else:
+        settings += [{"high_band": "share"}, {"high_band": "drop", "silence_db": None}]
     for options in settings:
         row = score(model, model_rate, options, args.runs)
         results["model_rate"].append(row)
         if not args.json:
             print(f"{model.sample_rate} Hz {json.dumps(options):45s} SDR {row['sdr']}  {row['time_s']} s ({row['realtime_factor']}x)", flush=True)
-    for options in ({"high_band": "drop"}, {"high_band": "share"}, *({"high_band": s} for s in SOURCES)):
+    for options in () if args.only_shifts else ({"high_band": "drop"}, {"high_band": "share"}, *({"high_band": s} for s in SOURCES)):
         row = score(model, tracks, options, args.runs)
         results["track_rate"].append(row)
         if not args.json:

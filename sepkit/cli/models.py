@@ -30,13 +30,14 @@ def register(app: typer.Typer) -> None:
 
         table = Table(title="sepkit models")
         for column, justify in (
-            ("name", "left"), ("sources", "left"), ("rate", "right"), ("size", "right"), ("status", "left"),
-            ("provider", "left"), ("source", "left"),
+            ("name", "left"), ("description", "left"), ("sources", "left"), ("rate", "right"), ("size", "right"),
+            ("status", "left"), ("provider", "left"), ("source", "left"),
         ):
             table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
         for row in rows:
             table.add_row(
                 row["name"],
+                row["description"] or "-",
                 ", ".join(row["sources"]) if row["sources"] else "-",
                 f"{row['sample_rate']} Hz" if row["sample_rate"] else "-",
                 human_size(row["size_bytes"]),

@@ -5,12 +5,13 @@ Torch, soundfile and the engine are imported inside the command so that ``sepkit
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 import typer
 
@@ -150,7 +151,8 @@ def run_separate(
 
     from ..models import DEFAULT_MODEL, peek_header, resolve_model
 
-    resolved = resolve_model(model_path)
+    with download_progress(errors) as progress:
+        resolved = resolve_model(model_path, progress=progress)
     is_default = resolved.name == DEFAULT_MODEL
     model_path = resolved.path
     sources = _header_sources(peek_header(model_path))
@@ -185,6 +187,30 @@ def run_separate(
     _report(results, model_path, is_default, model, out_dir, as_json)
     if any(r.error is not None for r in results):
         raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def download_progress(console: object) -> Iterator[Callable[[int, int | None], None]]:
+    """A ``progress(bytes_done, bytes_total)`` callback for model downloads: a rich bar on a
+    terminal, else one line when a download starts."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    with Progress(
+        TextColumn("downloading the model"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        console=console, disable=not console.is_terminal, transient=True,  # type: ignore[attr-defined, arg-type]
+    ) as bar:
+        task = None
+
+        def progress(done: int, total: int | None) -> None:
+            nonlocal task
+            if task is None:
+                task = bar.add_task("download", total=total)
+                if not console.is_terminal:  # type: ignore[attr-defined]
+                    size = f" ({total / 1e6:.1f} MB)" if total else ""
+                    console.print(f"downloading the model{size} into the model cache", style="dim")  # type: ignore[attr-defined]
+            bar.update(task, completed=done)
+
+        yield progress
 
 
 def _check_inputs(inputs: list[Path]) -> tuple[list[Path], list["FileResult"]]:
