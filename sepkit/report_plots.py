@@ -1,14 +1,16 @@
 """``sepkit report --plot``: the variants of an experiment folder side by side over training.
 
-One figure, four panels against separator updates: validation loss, the validation's simple SDR of
-each source, and every critic's divergence estimate (smoothed). One line per variant, the mean
-over its seeds, with the seeds' range shaded, so that a gain that one lucky seed makes is visible
-as such.
+One figure, one panel per quantity against separator updates: validation loss, the validation's
+simple SDR of each source (in the recipe's source order), and every critic's divergence estimate
+(smoothed), in two columns when there are more than three (a four-stem recipe with two critics has
+seven). One line per variant, the mean over its seeds, with the seeds' range shaded, so that a gain
+that one lucky seed makes is visible as such.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,11 @@ import numpy as np
 
 from .report import RESOLVED, RunRecord
 from .training.plots import save_figure
+
+VALIDATION_LOSS = "validation loss"
+SDR_PREFIX = "validation SDR "
+#: Points averaged in the (noisy, per-update) divergence curves.
+DIVERGENCE_SMOOTHING = 5
 
 
 def _read(path: Path) -> list[dict[str, Any]]:
@@ -32,10 +39,10 @@ def _curves(runs: list[RunRecord]) -> dict[str, dict[str, list[tuple[np.ndarray,
         validation = [r for r in _read(run.folder / "validation.jsonl") if r.get("loss") is not None]
         if validation:
             steps = np.array([r["step"] for r in validation], dtype=float)
-            curves.setdefault("validation loss", []).append((steps, np.array([r["loss"] for r in validation], dtype=float)))
+            curves.setdefault(VALIDATION_LOSS, []).append((steps, np.array([r["loss"] for r in validation], dtype=float)))
             for source in validation[0].get("sdr", {}):
                 values = np.array([r["sdr"].get(source, np.nan) for r in validation], dtype=float)
-                curves.setdefault(f"validation SDR {source} (dB)", []).append((steps, values))
+                curves.setdefault(f"{SDR_PREFIX}{source} (dB)", []).append((steps, values))
         metrics = [m for m in _read(run.folder / "metrics.jsonl") if "event" not in m]
         divergence = _divergence_type(run.folder)  # estimates of different divergences share no scale
         for key in sorted({k for m in metrics for k in m if k.startswith("divergence.")}):
@@ -57,6 +64,11 @@ def _divergence_type(folder: Path) -> str:
     return str(recipe.get("divergence", {}).get("type", "divergence"))
 
 
+def _panel_group(name: str) -> int:
+    """Validation loss first, then the SDRs, then the divergences (each group in order of appearance)."""
+    return 0 if name == VALIDATION_LOSS else 1 if name.startswith(SDR_PREFIX) else 2
+
+
 def _smooth(values: np.ndarray, width: int) -> np.ndarray:
     if width <= 1 or values.size < width:
         return values
@@ -74,21 +86,26 @@ def plot_report(runs: list[RunRecord], path: Path, *, order: list[str] | None = 
 
     curves = _curves(runs)
     names = [v for v in (order or []) if v in curves] + sorted(v for v in curves if v not in (order or []))
-    panels = list(dict.fromkeys(name for variant in names for name in curves[variant]))
-    panels.sort(key=lambda p: (not p.startswith("validation loss"), not p.startswith("validation SDR"), p))
-    # every panel is one quantity: validation loss, an SDR, or one divergence's estimates
+    # every panel is one quantity: validation loss, an SDR, or one divergence's estimates; the sort
+    # is stable, so the sources keep the recipe's order
+    panels = sorted(dict.fromkeys(name for variant in names for name in curves[variant]), key=_panel_group)
     if not panels:
         from .errors import SepkitError
 
         raise SepkitError("nothing to plot: no run has a validation.jsonl or metrics.jsonl yet")
-    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.8 * len(panels)), squeeze=False, sharex=True)
+    columns = 1 if len(panels) <= 3 else 2
+    rows = math.ceil(len(panels) / columns)
+    fig, grid = plt.subplots(rows, columns, figsize=(9 if columns == 1 else 14, 2.8 * rows), squeeze=False, sharex=True)
+    axes = list(grid.flat)
+    for unused in axes[len(panels):]:
+        unused.set_visible(False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, panel in zip(axes[:, 0], panels):
+    for ax, panel in zip(axes, panels):
         for i, variant in enumerate(names):
             series = curves[variant].get(panel)
             if not series:
                 continue
-            smooth = 5 if panel.startswith("divergence") else 1
+            smooth = DIVERGENCE_SMOOTHING if _panel_group(panel) == 2 else 1
             length = min(len(s) for s, _ in series)
             steps = series[0][0][:length]
             stack = np.stack([_smooth(v[:length], smooth) for _, v in series])
@@ -98,8 +115,10 @@ def plot_report(runs: list[RunRecord], path: Path, *, order: list[str] | None = 
                 ax.fill_between(steps, np.nanmin(stack, axis=0), np.nanmax(stack, axis=0), color=colour, alpha=0.15)
         ax.set_ylabel(panel, fontsize=8)
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=7, ncol=2)
-    axes[-1, 0].set_xlabel("separator updates")
+    axes[0].legend(fontsize=7, ncol=2)
+    for ax in axes[len(panels) - columns : len(panels)]:  # the lowest panel of each column
+        ax.set_xlabel("separator updates")
+        ax.xaxis.set_tick_params(labelbottom=True)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
