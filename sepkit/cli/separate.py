@@ -206,7 +206,9 @@ def download_progress(console: object) -> Iterator[Callable[[int, int | None], N
             if task is None:
                 task = bar.add_task("download", total=total)
                 if not console.is_terminal:  # type: ignore[attr-defined]
-                    size = f" ({total / 1e6:.1f} MB)" if total else ""
+                    from .models import human_size
+
+                    size = f" ({human_size(total)})" if total else ""
                     console.print(f"downloading the model{size} into the model cache", style="dim")  # type: ignore[attr-defined]
             bar.update(task, completed=done)
 
