@@ -89,9 +89,12 @@ def plan_runs(
 
 
 def _comparable(recipe_data: dict[str, Any]) -> dict[str, Any]:
-    """What must match for a folder to hold "the same run": everything but where it runs."""
+    """What must match for a folder to hold "the same run": everything but where it runs (the device,
+    and where the training data live: data.residency and data.memory_budget)."""
     data = json.loads(json.dumps(recipe_data))
     data.get("training", {}).pop("device", None)
+    for key in ("residency", "memory_budget"):
+        data.get("data", {}).pop(key, None)
     return data
 
 

@@ -74,7 +74,8 @@ class AudioCache:
         self.misses += 1
         audio, info = read_resampled(path, sample_rate=sample_rate, channels=channels, channel=channel)
         self._write(key, audio, info)
-        return FileAudio(audio, info)
+        # the entry just written, memory-mapped: a lazily loaded track then reads from disk too
+        return self._read(key) or FileAudio(audio, info)
 
     def _paths(self, key: str) -> tuple[Path, Path]:
         assert self.directory is not None

@@ -23,6 +23,7 @@ from ..audio import AudioError, is_silent
 from ..dataset import Dataset, DatasetError, Track
 from .cache import AudioCache, FileAudio, default_cache_dir
 from .derive import resolve_stems
+from .tracks import StemPart, TrackAudio
 
 log = logging.getLogger("sepkit.data")
 
@@ -33,11 +34,12 @@ LENGTH_TOLERANCE_SECONDS = 0.1
 
 @dataclass
 class LoadedTrack:
-    """One track in memory: ``audio`` is float32 ``[S, C, L]`` with stems in the requested order."""
+    """One track: ``audio`` is float32 ``[S, C, L]`` with stems in the requested order (in memory, or
+    a :class:`~sepkit.data.tracks.TrackAudio` reading from the audio cache when loaded lazily)."""
 
     name: str
     subset: str
-    audio: np.ndarray
+    audio: np.ndarray | TrackAudio
     dataset: str = ""
 
     @property
@@ -74,13 +76,16 @@ def load_tracks(
     use_cache: bool = True,
     progress: bool = False,
     length_tolerance: float = LENGTH_TOLERANCE_SECONDS,
+    lazy: bool = False,
 ) -> LoadResult:
     """Load every track of ``datasets`` with the stems ``stems`` (e.g. ``["mixture", "accompaniment",
     "vocals"]``), at ``sample_rate`` with ``channels`` channels, clipped to [-1, 1] when ``clip``.
 
     ``cache_dir=None`` uses :func:`~sepkit.data.cache.default_cache_dir`; ``use_cache=False``
-    decodes everything and writes nothing. Tracks come dataset by dataset, each in its dataset's
-    order. Raises :class:`DatasetError` for a dataset that cannot be listed or of which no track loads.
+    decodes everything and writes nothing. ``lazy=True`` leaves every track's stems in the audio
+    cache (:class:`~sepkit.data.tracks.TrackAudio`, read on demand; without a writable cache the
+    decoded files stay in memory) instead of assembling them in memory. Tracks come dataset by
+    dataset, each in its dataset's order. Raises :class:`DatasetError` for a dataset that cannot be listed or of which no track loads.
     """
     cache = AudioCache((Path(cache_dir) if cache_dir is not None else default_cache_dir()) if use_cache else None)
     result = LoadResult(tracks=[], stems=list(stems), sample_rate=int(sample_rate))
@@ -94,7 +99,7 @@ def load_tracks(
                 bar.describe(f"{dataset.name}: {track.name}")
                 try:
                     audio, warnings = _load_track(
-                        track, stems, dataset.sources, cache, sample_rate, channels, clip, length_tolerance
+                        track, stems, dataset.sources, cache, sample_rate, channels, clip, length_tolerance, lazy
                     )
                 except AudioError as exc:
                     failure = (exc.path, exc.reason)
@@ -140,8 +145,9 @@ def _load_track(
     channels: int,
     clip: bool,
     tolerance_seconds: float,
-) -> tuple[np.ndarray, list[tuple[str, str]]]:
-    """``[S, C, L]`` for one track, plus warnings ``(path, reason)``."""
+    lazy: bool = False,
+) -> tuple[np.ndarray | TrackAudio, list[tuple[str, str]]]:
+    """``[S, C, L]`` for one track (a :class:`TrackAudio` when ``lazy``), plus warnings ``(path, reason)``."""
     plan = resolve_stems(track, stems, sources)
     files: dict[tuple[str, int | None], FileAudio] = {}
     for stem_files in plan.values():
@@ -153,15 +159,19 @@ def _load_track(
         raise DatasetError(f"track '{track.name}': none of the stems {stems} has a file")
     warnings = _check_consistency(track, files, channels)
     length = _common_length(track, files, sample_rate, tolerance_seconds)
-    out = np.zeros((len(stems), channels, length), dtype=np.float32)
-    for index, stem in enumerate(stems):
+    audio = TrackAudio(
+        [[StemPart(files[(str(f.path), f.channel)].audio, f.gain) for f in plan[stem]] for stem in stems],
+        channels=channels, length=length, clip=clip,
+    )
+    out: np.ndarray | TrackAudio = audio
+    if lazy:
+        silent = audio.silent_stems()
+    else:
+        out = audio.materialise()
+        silent = [is_silent(out[index]) for index in range(len(stems))]
+    for stem, stem_silent in zip(stems, silent):
         stem_files = plan[stem]
-        for stem_file in stem_files:
-            audio = files[(str(stem_file.path), stem_file.channel)].audio
-            out[index] += stem_file.gain * audio[:, :length]
-        if clip:
-            np.clip(out[index], -1.0, 1.0, out=out[index])
-        if stem_files and is_silent(out[index]):
+        if stem_files and stem_silent:
             where = str(stem_files[0].path) if len(stem_files) == 1 else f"track '{track.name}'"
             warnings.append((where, f"stem '{stem}' is silent"))
     return out, warnings

@@ -21,9 +21,11 @@ def load_role(
     cache_dir: Path | str | None = None,
     use_cache: bool = True,
     progress: bool = False,
+    lazy: bool = False,
 ) -> LoadResult:
     """Every track of ``role`` (for ``solo``, of ``source``'s recordings) as ``[S, C, L]`` arrays with
-    the stems of :func:`~sepkit.data.derive.role_stems`, at the recipe's rate, channels and clipping."""
+    the stems of :func:`~sepkit.data.derive.role_stems`, at the recipe's rate, channels and clipping
+    (``lazy``: left in the audio cache, see :func:`~sepkit.data.loading.load_tracks`)."""
     from ..build import build_datasets
 
     datasets = build_datasets(recipe, role, source)
@@ -37,4 +39,5 @@ def load_role(
         cache_dir=cache_dir,
         use_cache=use_cache,
         progress=progress,
+        lazy=lazy,
     )

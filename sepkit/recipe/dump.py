@@ -33,7 +33,10 @@ def resolved_dict(recipe: Recipe) -> dict[str, Any]:
         "solo": {k: [spec(s) for s in v] for k, v in d.solo.items()},
         "validation": [spec(s) for s in d.validation],
         "test": [spec(s) for s in d.test],
+        "residency": d.residency,
     }
+    if d.memory_budget is not None:
+        data["data"]["memory_budget"] = d.memory_budget
     return data
 
 

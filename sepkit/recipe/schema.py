@@ -96,6 +96,52 @@ class DataConfig(Strict):
     )
     validation: list[DatasetSpec] = Field(default_factory=list, description="Validation sets (paired).")
     test: list[DatasetSpec] = Field(default_factory=list, description="Test sets (paired), reported per subset.")
+    residency: Literal["auto", "features", "stream"] = Field(
+        "auto",
+        description='Where training excerpts come from: "features" encodes every track once and keeps the '
+        'features on the training device (fastest); "stream" leaves the waveforms in the audio cache on disk '
+        'and encodes each batch on the device (any corpus size); "auto" keeps features while they fit in '
+        "memory_budget and streams the largest pools beyond it.",
+    )
+    memory_budget: TomlOptional[str | int] = Field(
+        None,
+        description='Device memory the resident features may take with residency = "auto": a size such as '
+        '"24GB" or "512MiB" (or a number of bytes), or a share of the device\'s memory such as "40%" '
+        "(false: 40% of the device's memory).",
+    )
+
+    @field_validator("memory_budget")
+    @classmethod
+    def _budget(cls, value: str | int | None) -> str | int | None:
+        if value is not None:
+            parse_memory_budget(value)
+        return value
+
+
+#: Share of the training device's memory the resident features may take by default.
+DEFAULT_MEMORY_SHARE = 0.4
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_memory_budget(value: str | int | None) -> tuple[str, float]:
+    """``("bytes", n)`` or ``("share", fraction)`` from ``data.memory_budget`` (None: the default share)."""
+    if value is None:
+        return ("share", DEFAULT_MEMORY_SHARE)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value <= 0:
+            raise ValueError(f"memory_budget must be positive, got {value}")
+        return ("bytes", float(value))
+    text = str(value).strip().lower().replace(" ", "")
+    match = re.fullmatch(r"([0-9]*\.?[0-9]+)(%|[kmgt]i?b|b|)", text)
+    if match is None or float(match.group(1)) <= 0:
+        raise ValueError(f"memory_budget {value!r}: expected a size such as \"24GB\" or \"512MiB\", or a share such as \"40%\"")
+    number, unit = float(match.group(1)), match.group(2)
+    if unit == "%":
+        if number > 100:
+            raise ValueError(f"memory_budget {value!r}: a share is at most 100%")
+        return ("share", number / 100)
+    return ("bytes", number * _UNITS[unit])
 
 
 class TrainingConfig(Strict):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,15 @@ from ..separator import Window
 
 #: Seed offsets, so that each role's sampler draws an independent stream from one recipe seed.
 SEED_OFFSETS = {"paired": 1, "mixtures": 2, "solo": 3}
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """Process ``rank``'s seed derived from ``seed``: ``seed`` itself on rank 0 (a one-process run
+    draws exactly what it always drew), a hash of both on the others (independent streams)."""
+    if rank == 0:
+        return int(seed)
+    digest = hashlib.sha256(f"sepkit-rank-seed/{int(seed)}/{int(rank)}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
 
 
 @dataclass
@@ -35,6 +46,9 @@ class TrainingData:
     mixtures: Any | None = None
     solo: dict[str, Any] = field(default_factory=dict)
     validation: list[ValidationTrack] = field(default_factory=list)
+    #: Each sampler's seed (by the keys of :meth:`samplers`) and residency ("features" or "stream").
+    seeds: dict[str, int] = field(default_factory=dict)
+    residency: dict[str, str] = field(default_factory=dict)
 
     def samplers(self) -> dict[str, Any]:
         out = {"paired": self.paired, "mixtures": self.mixtures}
@@ -42,11 +56,12 @@ class TrainingData:
         return {k: v for k, v in out.items() if v is not None}
 
 
-def _load(recipe: Recipe, role: str, source: str | None = None, cache_dir: Path | None = None, progress: bool = False):
+def _load(recipe: Recipe, role: str, source: str | None = None, cache_dir: Path | None = None, progress: bool = False,
+          lazy: bool = False):
     """Decode a role's tracks (once per run, cached on disk); an empty role is an error."""
     from ..data import load_role
 
-    result = load_role(recipe, role, source, cache_dir=cache_dir, progress=progress)  # type: ignore[arg-type]
+    result = load_role(recipe, role, source, cache_dir=cache_dir, progress=progress, lazy=lazy)  # type: ignore[arg-type]
     for path, reason in result.failed:
         print(f"warning: skipped {path}: {reason}")
     if not result.tracks:
@@ -63,31 +78,52 @@ def prepare_data(
     *,
     cache_dir: Path | None = None,
     progress: bool = False,
+    rank: int = 0,
+    validation: bool = True,
 ) -> TrainingData:
-    """Decode, resample and encode every file once; keep features on the device."""
+    """One sampler per role, resident or streaming as ``data.residency`` decides (docs/scaling.md),
+    and the validation tracks encoded on the device (``validation=False``: none, for processes
+    other than the first of a distributed run). ``rank`` derives the samplers' seeds."""
     from ..data.sampler import ExcerptSampler
+    from ..data.streaming import StreamingSampler
+    from .residency import choose_residency, feature_bytes, human_bytes, memory_budget
 
     seed = recipe.training.seed
     loudness = recipe.training.loudness_augmentation
     sources = list(recipe.sources)
     data = TrainingData()
-
-    def sampler(tracks, role_seed: int, augment: bool):
-        return ExcerptSampler.from_loaded(
-            tracks, representation, window, device=device, seed=role_seed, loudness=loudness if augment else None
-        )
-
+    # every pool is first loaded lazily (its files decoded into the audio cache, nothing assembled
+    # in memory), so that its features' size is known before anything is encoded
+    pools: dict[str, tuple[list[Any], int, bool]] = {}
     if recipe.data.paired:
-        tracks = _load(recipe, "paired", cache_dir=cache_dir, progress=progress)
-        data.paired = sampler(tracks, seed * 1000 + SEED_OFFSETS["paired"], augment=False)
+        pools["paired"] = (_load(recipe, "paired", cache_dir=cache_dir, progress=progress, lazy=True), SEED_OFFSETS["paired"], False)
     if recipe.uses_unpaired:
-        tracks = _load(recipe, "mixtures", cache_dir=cache_dir, progress=progress)
-        data.mixtures = sampler(tracks, seed * 1000 + SEED_OFFSETS["mixtures"], augment=True)
+        pools["mixtures"] = (_load(recipe, "mixtures", cache_dir=cache_dir, progress=progress, lazy=True), SEED_OFFSETS["mixtures"], True)
         for source in recipe.critics:
-            tracks = _load(recipe, "solo", source, cache_dir=cache_dir, progress=progress)
-            offset = SEED_OFFSETS["solo"] + 10 * (sources.index(source) + 1)
-            data.solo[source] = sampler(tracks, seed * 1000 + offset, augment=True)
-    if recipe.data.validation:
+            tracks = _load(recipe, "solo", source, cache_dir=cache_dir, progress=progress, lazy=True)
+            pools[f"solo.{source}"] = (tracks, SEED_OFFSETS["solo"] + 10 * (sources.index(source) + 1), True)
+    sizes = {name: feature_bytes([t.audio.shape for t in tracks], representation, window) for name, (tracks, _, _) in pools.items()}
+    budget = memory_budget(recipe.data, device) if recipe.data.residency == "auto" else 0
+    data.residency = choose_residency(recipe.data.residency, sizes, budget)
+    for name, (tracks, offset, augment) in pools.items():
+        data.seeds[name] = rank_seed(seed * 1000 + offset, rank)
+        kind = StreamingSampler if data.residency[name] == "stream" else ExcerptSampler
+        sampler = kind.from_loaded(
+            tracks, representation, window, device=device, seed=data.seeds[name], loudness=loudness if augment else None
+        )
+        if name == "paired":
+            data.paired = sampler
+        elif name == "mixtures":
+            data.mixtures = sampler
+        else:
+            data.solo[name.split(".", 1)[1]] = sampler
+    streamed = [name for name, kind in data.residency.items() if kind == "stream"]
+    if progress and streamed:
+        why = (f"{human_bytes(sum(sizes[n] for n in streamed))} of features beyond data.memory_budget "
+               f"{human_bytes(budget)}" if recipe.data.residency == "auto" else 'data.residency = "stream"')
+        print(f"data: {', '.join(streamed)} streamed from the audio cache ({why}); resident: "
+              f"{', '.join(n for n in data.residency if n not in streamed) or 'none'}", file=sys.stderr, flush=True)
+    if recipe.data.validation and validation:
         for track in _load(recipe, "validation", cache_dir=cache_dir, progress=progress):
             audio = torch.as_tensor(track.audio, device=device)
             features, context = representation.encode(audio[:1])  # [1, C, F, T]

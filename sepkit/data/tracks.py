@@ -1,0 +1,187 @@
+"""A track's stems as signed sums of decoded files, read for any span without loading the track.
+
+The loader (:mod:`sepkit.data.loading`) resolves each stem of a track to files with gains
+(:mod:`sepkit.data.derive`) and decodes every file once into the audio cache, where it stays as a
+``.npy`` file. :class:`TrackAudio` keeps that plan: ``read(start, stop)`` assembles ``[S, C, n]``
+for any span (zeros outside the track) with exactly the arithmetic of a whole-track load, so an
+excerpt read here equals the same samples of the loaded track bit for bit.
+
+Files of the cache are read with ``pread`` rather than through a memory map: mapped pages count in
+the process's resident memory as they are touched, so a sampler reading random excerpts from a
+large corpus would grow towards the corpus size; a read lands in the page cache, which the kernel
+shares and reclaims, and keeps the process's own memory at the size of the batch.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Per stem, the gains of its files in order: tracks that share it are assembled together.
+Signature = tuple[tuple[float, ...], ...]
+
+#: Samples per read when a whole track is scanned (silence checks, materialising).
+SCAN_SAMPLES = 1 << 20
+
+
+@dataclass(frozen=True)
+class StemPart:
+    """One file of a stem: ``audio`` is ``[C, L]`` float32 (a memory map of the audio cache, or an
+    array in memory), scaled by ``gain`` before the files of the stem are summed."""
+
+    audio: np.ndarray
+    gain: float
+
+
+class _Descriptors:
+    """Open file descriptors of cache files, the least recently used closed beyond ``limit``
+    (a corpus has more files than a process may keep open)."""
+
+    def __init__(self, limit: int = 256) -> None:
+        self.limit = limit
+        self._open: OrderedDict[str, int] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path: str) -> int:
+        with self._lock:
+            fd = self._open.get(path)
+            if fd is not None:
+                self._open.move_to_end(path)
+                return fd
+            fd = os.open(path, os.O_RDONLY)
+            self._open[path] = fd
+            while len(self._open) > self.limit:
+                _, old = self._open.popitem(last=False)
+                os.close(old)
+            return fd
+
+
+_DESCRIPTORS = _Descriptors()
+
+
+def read_rows(audio: np.ndarray, start: int, out: np.ndarray) -> None:
+    """``out[c] = audio[c, start : start + out.shape[-1]]`` for every row ``c`` of ``out``, inside the
+    array's bounds. A memory map of a ``.npy`` file is read with ``pread`` (its pages never enter this
+    process's resident memory); an array in memory is copied. A one-row ``audio`` fills every row."""
+    count = out.shape[-1]
+    if count == 0:
+        return
+    rows = out.shape[0]
+    filename = getattr(audio, "filename", None) if isinstance(audio, np.memmap) else None
+    if filename is None or not audio.flags.c_contiguous or audio.dtype != out.dtype:
+        source = audio[:, start : start + count]
+        out[...] = source if source.shape[0] == rows else source[:1]
+        return
+    fd = _DESCRIPTORS.get(filename)
+    item = audio.dtype.itemsize
+    length = audio.shape[-1]
+    for row in range(rows):
+        source_row = row if audio.shape[0] > 1 else 0
+        if source_row != row:
+            out[row] = out[0]
+            continue
+        offset = audio.offset + (source_row * length + start) * item
+        _pread_into(fd, out[row], offset)
+
+
+def _pread_into(fd: int, target: np.ndarray, offset: int) -> None:
+    wanted = target.nbytes
+    if hasattr(os, "preadv"):
+        got = os.preadv(fd, [memoryview(target).cast("B")], offset)
+        if got != wanted:
+            raise OSError(f"short read from the audio cache ({got} of {wanted} bytes)")
+        return
+    data = os.pread(fd, wanted, offset)  # pragma: no cover - systems without preadv
+    if len(data) != wanted:
+        raise OSError(f"short read from the audio cache ({len(data)} of {wanted} bytes)")
+    target[...] = np.frombuffer(data, dtype=target.dtype)
+
+
+def assemble(parts: np.ndarray, signature: Signature, clip: bool, out: np.ndarray | None = None) -> np.ndarray:
+    """``parts`` ``[..., P, C, n]`` (every stem's files in ``signature`` order) -> stems
+    ``[..., S, C, n]`` (into ``out`` when given): the sum of gain x file per stem, in order, then
+    clipped to [-1, 1] when ``clip``. The one place where stems are assembled, for whole tracks and
+    excerpts alike."""
+    shape = parts.shape[:-3] + (len(signature),) + parts.shape[-2:]
+    if out is None:
+        out = np.zeros(shape, dtype=np.float32)
+    else:
+        out[...] = 0.0
+    index = 0
+    for stem, gains in enumerate(signature):
+        for gain in gains:
+            out[..., stem, :, :] += gain * parts[..., index, :, :]
+            index += 1
+        if clip:
+            np.clip(out[..., stem, :, :], -1.0, 1.0, out=out[..., stem, :, :])
+    return out
+
+
+class TrackAudio:
+    """``[S, C, length]`` stems of one track, assembled from their files on demand.
+
+    ``stems`` lists, per stem, its :class:`StemPart` files; ``length`` is the track's common length
+    (files may be a little longer); ``clip`` clips each stem after summing, as the loader does.
+    """
+
+    def __init__(self, stems: Sequence[Sequence[StemPart]], *, channels: int, length: int, clip: bool) -> None:
+        self.stems = [list(parts) for parts in stems]
+        self.channels = int(channels)
+        self.length = int(length)
+        self.clip = bool(clip)
+        self.parts = [part for parts in self.stems for part in parts]
+        self.signature: Signature = tuple(tuple(part.gain for part in parts) for parts in self.stems)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (len(self.stems), self.channels, self.length)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.float32)
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.stems) * self.channels * self.length * 4
+
+    def read_parts(self, start: int, out: np.ndarray) -> None:
+        """Every file's samples ``[start, start + n)`` into ``out`` ``[P, C, n]``; zeros where the span
+        leaves the track (``out`` must hold zeros there already, or is zeroed here)."""
+        count = out.shape[-1]
+        low, high = max(start, 0), min(start + count, self.length)
+        if low > start or high < start + count:
+            out[...] = 0.0
+        if high <= low:
+            return
+        for index, part in enumerate(self.parts):
+            read_rows(part.audio, low, out[index, :, low - start : high - start])
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Stems ``[S, C, stop - start]`` of samples ``[start, stop)``; zeros outside the track."""
+        parts = np.empty((len(self.parts), self.channels, max(stop - start, 0)), dtype=np.float32)
+        self.read_parts(start, parts)
+        return assemble(parts, self.signature, self.clip)
+
+    def materialise(self) -> np.ndarray:
+        """The whole track ``[S, C, length]`` in memory."""
+        return self.read(0, self.length)
+
+    def silent_stems(self) -> list[bool]:
+        """Per stem: no sample is non-zero (read in blocks, so a long track is never in memory)."""
+        silent = [True] * len(self.stems)
+        for start in range(0, self.length, SCAN_SAMPLES):
+            block = self.read(start, min(start + SCAN_SAMPLES, self.length))
+            for stem in range(len(self.stems)):
+                if silent[stem] and bool(np.any(block[stem])):
+                    silent[stem] = False
+            if not any(silent):
+                break
+        return silent
+
+    def __repr__(self) -> str:
+        return f"TrackAudio(stems={len(self.stems)}, channels={self.channels}, length={self.length})"
