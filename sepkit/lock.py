@@ -79,8 +79,12 @@ class RunLock:
                         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     except OSError:
                         raise LockedError(self._message(previous)) from None
-                    if os.fstat(fd).st_ino != os.stat(self.path).st_ino:
-                        os.close(fd)  # released and removed by its owner meanwhile
+                    try:
+                        same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+                    except FileNotFoundError:
+                        same = False
+                    if not same:
+                        os.close(fd)  # released and removed by its owner meanwhile: try the new one
                         continue
                 elif previous and previous.get("pid") != os.getpid() and _alive(previous):
                     raise LockedError(self._message(previous))
