@@ -5,11 +5,35 @@ This module is light on purpose (no torch): recipe validation and ``sepkit --hel
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 T = TypeVar("T")
+
+_CHECK_VALUES = contextvars.ContextVar("sepkit_check_values", default=True)
+
+
+def checks_values() -> bool:
+    """Whether components should check their inputs' values (NaN, infinities): true except inside
+    :func:`trusted_values`. Such a check reads a result back from the device, which on a GPU waits
+    for all the work queued before it; shapes and dtypes are always checked."""
+    return _CHECK_VALUES.get()
+
+
+@contextlib.contextmanager
+def trusted_values() -> Iterator[None]:
+    """Skip value checks in this block: the trainer's inputs come from audio checked when it was
+    loaded, and a non-finite value that appears anyway makes the loss non-finite, which the
+    trainer's flag catches without waiting for the device."""
+    token = _CHECK_VALUES.set(False)
+    try:
+        yield
+    finally:
+        _CHECK_VALUES.reset(token)
 
 
 def none_from_toml(value: Any) -> Any:

@@ -8,7 +8,7 @@ offer ``state_dict`` / ``load_state_dict`` so that a resumed run continues bit f
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -26,11 +26,15 @@ class AdversarialWeight:
     sharpen and the supervised error falls (cf. the adaptive weight of VQGAN and EnCodec's loss
     balancer, which balance at the decoder's last layer or output). Output-space gradients need no
     knowledge of the architecture or the representation. Either way ``alpha`` ramps up linearly over
-    ``alpha_warmup_updates``.
+    ``alpha_warmup_updates``. ``combine`` turns this process's two norms into the global batch's
+    (data-parallel training, :mod:`sepkit.training.distributed`); by default they are used as they are.
     """
 
-    def __init__(self, config: TrainingConfig, device: torch.device) -> None:
+    def __init__(
+        self, config: TrainingConfig, device: torch.device, combine: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> None:
         self.config = config
+        self.combine = combine
         self.balanced = config.adversarial_weighting == "balanced"
         #: smoothed [|g_sup|, |g_adv|]; zeros until the first balanced update
         self.norms = torch.zeros(2, device=device, dtype=torch.float64)
@@ -50,6 +54,8 @@ class AdversarialWeight:
         if not self.balanced or supervised is None:
             return torch.tensor(alpha, device=device)
         current = torch.stack([_output_gradient_norm(*supervised), _output_gradient_norm(*adversarial)]).double()
+        if self.combine is not None:
+            current = self.combine(current)
         decay = self.config.balance_smoothing
         self.norms = torch.where(self.seen, decay * self.norms + (1 - decay) * current, current)
         self.seen = torch.ones_like(self.seen)

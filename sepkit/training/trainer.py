@@ -10,6 +10,12 @@ the paper (Stoller, Ewert and Dixon, ICASSP 2018):
    ``supervised + alpha * sum of the divergences' separator losses + beta * additive penalty``.
 
 Without critics the second step is supervised only; without paired data it is unsupervised only.
+
+Nothing in an update waits for the device: a non-finite loss or gradient norm sets a flag on the
+device that skips every optimiser step from there to the end of the update (:mod:`.optim`), and the
+flag is read once, at the end; such an update counts as non-finite and changes nothing (critic
+steps before the bad one are kept, as they were taken). With several processes (torchrun, see
+:mod:`.distributed`) each draws its share of every batch and gradients are averaged before each step.
 """
 
 from __future__ import annotations
@@ -25,12 +31,15 @@ from typing import Any, Callable
 import torch
 
 from ..build import build_critics, build_divergence, build_representation, build_separator
+from ..component import trusted_values
 from ..errors import SepkitError
 from ..recipe.schema import Recipe
-from .data import TrainingData, prepare_data
+from .data import TrainingData, prepare_data, rank_seed
 from ..device import resolve_device
+from .distributed import Distributed, current as current_distributed
 from .journal import Journal
 from .losses import additive_penalty, supervised_loss
+from .optim import adam, load_optimiser_state, step_unless
 from .progress import TrainingProgress
 from .selection import Selection, rule_file
 from .stabilisers import AdversarialWeight, WeightAverage
@@ -74,34 +83,40 @@ class Trainer:
         progress: bool = True,
         data: TrainingData | None = None,
         cache_dir: Path | None = None,
+        distributed: Distributed | None = None,
     ) -> None:
         self.recipe = recipe
         self.variant = variant
         self.output_dir = Path(output_dir)
         self.cfg = recipe.training
-        self.device = resolve_device(device or self.cfg.device)
-        self.progress_enabled = progress
-        torch.manual_seed(self.cfg.seed)
+        self.dist = distributed if distributed is not None else current_distributed()
+        self.device = self.dist.device(resolve_device(device or self.cfg.device))
+        self.progress_enabled = progress and self.dist.is_main
+        self.batch_size = self._local_batch_size()
+        torch.manual_seed(self.cfg.seed)  # the same networks in every process
         self.representation = build_representation(recipe)
         self.separator = build_separator(recipe, self.representation).to(self.device)
         self.window = self.separator.window
         self.critics = {k: c.to(self.device) for k, c in build_critics(recipe, self.separator).items()}
+        self.dist.broadcast_modules(self.separator, *self.critics.values())
         self.divergence = build_divergence(recipe) if self.critics else None
         betas = tuple(self.cfg.betas)
         critic_betas = tuple(self.cfg.critic_betas or self.cfg.betas)
-        self.optimiser = torch.optim.Adam(self.separator.parameters(), lr=self.cfg.learning_rate, betas=betas)
+        self.optimiser = adam(self.separator.parameters(), lr=self.cfg.learning_rate, betas=betas, device=self.device)
         self.critic_optimisers = {
-            k: torch.optim.Adam(c.parameters(), lr=self.cfg.critic_learning_rate, betas=critic_betas)
+            k: adam(c.parameters(), lr=self.cfg.critic_learning_rate, betas=critic_betas, device=self.device)
             for k, c in self.critics.items()
         }
         self.critic_iterations = self._critic_iterations()
-        self.adversarial_weight = AdversarialWeight(self.cfg, self.device)
+        self.adversarial_weight = AdversarialWeight(self.cfg, self.device, combine=self._combine_norms)
         self.average = WeightAverage(self.separator, self.cfg.ema) if self.cfg.ema else None
         self.selection = Selection(self.cfg.select, self.cfg.select_subset)
         self.source_index = {s: i for i, s in enumerate(recipe.sources)}
-        self.data = data if data is not None else prepare_data(
-            recipe, self.representation, self.window, self.device, cache_dir=cache_dir, progress=progress
-        )
+        self.data = data if data is not None else self._prepare_data(cache_dir)
+        #: The seed of this process's own random stream (penalty interpolates...): rank-derived.
+        self.torch_seed = rank_seed(self.cfg.seed, self.dist.rank)
+        if self.dist.rank > 0:
+            torch.manual_seed(self.torch_seed)
         if self.data.paired is None and not self.critics:
             raise SepkitError("nothing to train on: no paired data and no critics")
         self._check_settings()
@@ -123,10 +138,46 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self._last_good: dict[str, Any] | None = None
         self._interrupted = False
+        self._stop_agreed = False  # an interrupt, agreed by every process at the last update's end
         self.metrics = Journal(self.output_dir / "metrics.jsonl")
         self.validation_log = Journal(self.output_dir / "validation.jsonl")
 
     # ------------------------------------------------------------------ set-up helpers
+    def _local_batch_size(self) -> int:
+        """Examples per batch in this process: ``training.batch_size`` is the global batch."""
+        world = self.dist.world_size
+        if self.cfg.batch_size % world:
+            raise SepkitError(
+                f"training.batch_size = {self.cfg.batch_size} is the global batch and must divide evenly among "
+                f"the {world} processes; use a multiple of {world}"
+            )
+        return self.cfg.batch_size // world
+
+    def _prepare_data(self, cache_dir: Path | None) -> TrainingData:
+        """This process's samplers (rank-derived seeds); validation tracks only in the first process.
+        With several processes, the first on each node loads first, so that it alone decodes into the
+        audio cache and the others read what it wrote."""
+        def load() -> TrainingData:
+            return prepare_data(
+                self.recipe, self.representation, self.window, self.device, cache_dir=cache_dir,
+                progress=self.progress_enabled, rank=self.dist.rank, validation=self.dist.is_main,
+            )
+
+        if not self.dist.enabled:
+            return load()
+        if self.dist.local_rank == 0:
+            data = load()
+            self.dist.barrier()
+            return data
+        self.dist.barrier()
+        return load()
+
+    def _combine_norms(self, norms: torch.Tensor) -> torch.Tensor:
+        """The balanced weight's output-gradient norms of the global batch from each process's: the
+        global loss is the mean of the processes' losses, so its gradient is each process's / world."""
+        if not self.dist.enabled:
+            return norms
+        return self.dist.sum_(norms.square()).sqrt() / self.dist.world_size
     def _critic_iterations(self) -> int:
         """``training.critic_iterations``, or the divergence's own default for "auto"."""
         iterations = self.cfg.critic_iterations
@@ -143,7 +194,7 @@ class Trainer:
                 'supervised one and needs paired data; use "fixed" for unsupervised-only training'
             )
         subsets = sorted({t.subset for t in self.data.validation})
-        if cfg.select_subset is not None and cfg.select_subset not in subsets:
+        if cfg.select_subset is not None and self.dist.is_main and cfg.select_subset not in subsets:
             raise SepkitError(
                 f"training.select_subset = {cfg.select_subset!r} is not a validation subset; "
                 f"the validation tracks' subsets are {subsets or 'none (no data.validation)'}"
@@ -169,10 +220,24 @@ class Trainer:
         return features[..., w.context_before : w.context_before + w.output_frames]
 
     # ------------------------------------------------------------------ one update
-    def _critic_steps(self, log: dict[str, float]) -> bool:
+    def _step(
+        self, optimiser: torch.optim.Optimizer, parameters: list[torch.nn.Parameter], loss: torch.Tensor,
+        max_norm: float | None, ok: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Backward, average the gradients over processes, clip, step unless this or an earlier step
+        of the update was not finite. Returns the gradient norm (before clipping) and the new flag."""
+        loss.backward()
+        bad = self.dist.average_gradients(parameters, ~torch.isfinite(loss))
+        norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm or float("inf"))
+        ok = ok & ~bad & torch.isfinite(norm)
+        step_unless(optimiser, ~ok)
+        return norm, ok
+
+    def _critic_steps(self, log: dict[str, Any], ok: torch.Tensor | None = None) -> torch.Tensor:
+        """``critic_iterations`` steps of every critic; returns the update's finite flag (on the device)."""
         assert self.divergence is not None and self.data.mixtures is not None
-        batch = self.cfg.batch_size
-        max_norm = self.cfg.critic_max_grad_norm or float("inf")
+        batch = self.batch_size
+        ok = torch.ones((), dtype=torch.bool, device=self.device) if ok is None else ok
         for _ in range(self.critic_iterations):
             mixtures = self.data.mixtures.sample(batch)[:, 0]
             with torch.no_grad(), self.autocast():
@@ -185,14 +250,7 @@ class Trainer:
                 with self.autocast():
                     result = self.divergence.critic_loss(self._critic_forward[source], real, fake)
                 loss = result.loss.float()
-                if not torch.isfinite(loss):
-                    return False
-                loss.backward()
-                norm = torch.nn.utils.clip_grad_norm_(critic.parameters(), max_norm)
-                if not torch.isfinite(norm):
-                    optimiser.zero_grad(set_to_none=True)
-                    return False
-                optimiser.step()
+                norm, ok = self._step(optimiser, list(critic.parameters()), loss, self.cfg.critic_max_grad_norm, ok)
                 log[f"critic_loss.{source}"] = log.get(f"critic_loss.{source}", 0.0) + loss.detach()
                 log[f"divergence.{source}"] = log.get(f"divergence.{source}", 0.0) + result.estimate.float()
                 log[f"grad_norm.critic.{source}"] = norm.detach()
@@ -201,16 +259,16 @@ class Trainer:
             for key in (f"critic_loss.{source}", f"divergence.{source}"):
                 if key in log:
                     log[key] = log[key] / n
-        return True
+        return ok
 
-    def _separator_step(self, log: dict[str, float]) -> bool:
+    def _separator_step(self, log: dict[str, Any], ok: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
         total = torch.zeros((), device=self.device)
         supervised: tuple[torch.Tensor, torch.Tensor] | None = None
         self.optimiser.zero_grad(set_to_none=True)
         with self.autocast():
             if self.data.paired is not None:
-                batch = self.data.paired.sample(cfg.batch_size)
+                batch = self.data.paired.sample(self.batch_size)
                 estimates = self._forward(batch[:, 0]).float()
                 sup = supervised_loss(estimates, self._crop(batch[:, 1:]))
                 total = total + sup
@@ -218,7 +276,7 @@ class Trainer:
                 log["loss.supervised"] = sup.detach()
             if self.critics:
                 assert self.divergence is not None and self.data.mixtures is not None
-                mixtures = self.data.mixtures.sample(cfg.batch_size)[:, 0]
+                mixtures = self.data.mixtures.sample(self.batch_size)[:, 0]
                 estimates = self._forward(mixtures).float()
                 adversarial = torch.zeros((), device=self.device)
                 for source in self.critics:
@@ -231,19 +289,10 @@ class Trainer:
                 log["loss.adversarial"] = adversarial.detach()
                 log["loss.additive"] = penalty.detach()
                 log["adversarial_weight"] = weight.detach()
-        if not torch.isfinite(total):
-            return False
-        total.backward()
-        norm = torch.nn.utils.clip_grad_norm_(self.separator.parameters(), cfg.max_grad_norm or float("inf"))
-        if not torch.isfinite(norm):
-            self.optimiser.zero_grad(set_to_none=True)
-            return False
-        self.optimiser.step()
-        if self.average is not None:
-            self.average.update(self.separator, self.updates)
+        norm, ok = self._step(self.optimiser, list(self.separator.parameters()), total, cfg.max_grad_norm, ok)
         log["loss.total"] = total.detach()
         log["grad_norm.separator"] = norm.detach()
-        return True
+        return ok
 
     def _examples_per_update(self) -> int:
         b = self.cfg.batch_size
@@ -252,27 +301,35 @@ class Trainer:
             n += b + self.critic_iterations * b * (1 + len(self.critics))
         return n
 
-    def train_update(self) -> dict[str, float] | None:
-        """One separator update (with its critic iterations); ``None`` if a loss was not finite."""
+    def train_update(self) -> dict[str, Any] | None:
+        """One separator update (with its critic iterations); ``None`` if a loss or gradient was not
+        finite (in any process), in which case no step from the first bad one on was taken. The one
+        host synchronisation of an update is here, at its end (with several processes it also agrees
+        on a Ctrl-C)."""
         self.separator.train()
         for critic in self.critics.values():
             critic.train()
         log: dict[str, Any] = {}
-        ok = True
-        if self.critics and self.critic_iterations > 0:
-            ok = self._critic_steps(log)
-        if ok:
+        weight_state = self.adversarial_weight.state_dict()
+        ok = torch.ones((), dtype=torch.bool, device=self.device)
+        with trusted_values():  # the flag catches non-finite values; no component waits to check them
+            if self.critics and self.critic_iterations > 0:
+                ok = self._critic_steps(log, ok)
             for critic in self.critics.values():
                 critic.requires_grad_(False)
             try:
-                ok = self._separator_step(log)
+                ok = self._separator_step(log, ok)
             finally:
                 for critic in self.critics.values():
                     critic.requires_grad_(True)
-        if not ok:
+        bad, self._stop_agreed = self.dist.any(~ok, self._interrupted) if self.dist.enabled else (not bool(ok), False)
+        if bad:
             for optimiser in (self.optimiser, *self.critic_optimisers.values()):
                 optimiser.zero_grad(set_to_none=True)
+            self.adversarial_weight.load_state_dict(weight_state)
             return None
+        if self.average is not None:
+            self.average.update(self.separator, self.updates)
         return log
 
     # ------------------------------------------------------------------ validation
@@ -337,27 +394,56 @@ class Trainer:
         }
         if self.average is not None:
             state["average"] = self.average.state_dict()
-        if self.device.type == "cuda":
-            state["rng"]["cuda"] = torch.cuda.get_rng_state(self.device)
+        state["rng"] = self._rng_state()
+        state["distributed"] = {"world_size": self.dist.world_size, "ranks": self._rank_states()}
         return state
 
+    def _rng_state(self) -> dict[str, torch.Tensor]:
+        rng = {"cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return rng
+
+    def _rank_states(self) -> list[dict[str, Any]]:
+        """Every process's own random state and seeds, by rank (gathered: a collective)."""
+        local = {f"rng.{k}": v for k, v in self._rng_state().items()}
+        local.update({f"sampler.{k}": s.state_dict()["generator"] for k, s in self.data.samplers().items()})
+        local.update({f"seed.{k}": torch.tensor([v], dtype=torch.int64) for k, v in self.data.seeds.items()})
+        local["seed.torch"] = torch.tensor([self.torch_seed], dtype=torch.int64)
+        ranks = []
+        for entry in self.dist.gather_bytes(local):
+            ranks.append({
+                "rng": {k[4:]: v for k, v in entry.items() if k.startswith("rng.")},
+                "samplers": {k[8:]: {"generator": v} for k, v in entry.items() if k.startswith("sampler.")},
+                "seeds": {k[5:]: int(v[0]) for k, v in entry.items() if k.startswith("seed.")},
+            })
+        return ranks
+
     def load(self, state: dict[str, Any]) -> None:
+        written = int(state.get("distributed", {}).get("world_size", 1))
+        if written != self.dist.world_size:
+            how = "`sepkit run` (one process)" if written == 1 else f"torchrun --nproc_per_node={written} (in all, {written} processes)"
+            raise SepkitError(
+                f"the training state was written by {written} process(es) and this run has {self.dist.world_size}: "
+                f"every process's excerpt stream is part of the state, so resume with {how}"
+            )
+        own = state["distributed"]["ranks"][self.dist.rank] if "distributed" in state else state
         try:
             self.separator.load_state_dict(state["separator"])
-            self.optimiser.load_state_dict(state["optimiser"])
+            load_optimiser_state(self.optimiser, state["optimiser"])
             if set(state["critics"]) != set(self.critics):
                 raise SepkitError(
                     f"the training state has critics {sorted(state['critics'])}, the recipe {sorted(self.critics)}"
                 )
             for k, critic in self.critics.items():
                 critic.load_state_dict(state["critics"][k])
-                self.critic_optimisers[k].load_state_dict(state["critic_optimisers"][k])
+                load_optimiser_state(self.critic_optimisers[k], state["critic_optimisers"][k])
             for k, sampler in self.data.samplers().items():
-                sampler.load_state_dict(state["samplers"][k])
+                sampler.load_state_dict(own["samplers"][k])
             self._load_stabilisers(state)
-            torch.set_rng_state(state["rng"]["cpu"])
-            if "cuda" in state["rng"] and self.device.type == "cuda":
-                torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+            torch.set_rng_state(own["rng"]["cpu"])
+            if "cuda" in own["rng"] and self.device.type == "cuda":
+                torch.cuda.set_rng_state(own["rng"]["cuda"], self.device)
             c = state["counters"]
         except SepkitError:
             raise
@@ -383,12 +469,20 @@ class Trainer:
             self.average.load_state_dict(state["average"])
 
     def save_state(self) -> None:
-        save_state(self.output_dir / STATE_FILE, self.state())
+        """Write the training state (the first process; every process takes part in gathering it)."""
+        state = self.state()
+        if self.dist.is_main:
+            save_state(self.output_dir / STATE_FILE, state)
 
     def resume(self) -> None:
         self.load(load_state(self.output_dir / STATE_FILE))
-        self.metrics.truncate_after(self.updates)
-        self.validation_log.truncate_after(self.updates)
+        if self.dist.is_main:
+            self.metrics.truncate_after(self.updates)
+            self.validation_log.truncate_after(self.updates)
+
+    def _log(self, journal: Journal, record: dict[str, Any]) -> None:
+        if self.dist.is_main:
+            journal.write(record)
 
     def _remember_good(self) -> None:
         self._last_good = copy.deepcopy({
@@ -404,10 +498,10 @@ class Trainer:
             raise NonFiniteError("training diverged (non-finite losses) before any good state was kept")
         good = self._last_good
         self.separator.load_state_dict(good["separator"])
-        self.optimiser.load_state_dict(good["optimiser"])
+        load_optimiser_state(self.optimiser, good["optimiser"])
         for k in self.critics:
             self.critics[k].load_state_dict(good["critics"][k])
-            self.critic_optimisers[k].load_state_dict(good["critic_optimisers"][k])
+            load_optimiser_state(self.critic_optimisers[k], good["critic_optimisers"][k])
         self._load_stabilisers(good)
         self.rollbacks += 1
         self.nonfinite = 0
@@ -415,7 +509,7 @@ class Trainer:
             f"[{self.variant}] {self.cfg.max_nonfinite} non-finite steps: rolled back to the last good "
             f"state (rollback {self.rollbacks}); sampling continues with fresh batches"
         )
-        self.metrics.write({"step": self.updates, "epoch": self.epoch, "event": "rollback", "rollbacks": self.rollbacks})
+        self._log(self.metrics, {"step": self.updates, "epoch": self.epoch, "event": "rollback", "rollbacks": self.rollbacks})
 
     # ------------------------------------------------------------------ the loop
     def _save_model(self, validation: dict[str, Any] | None, file: str = MODEL_FILE) -> None:
@@ -429,7 +523,15 @@ class Trainer:
         )
 
     def _end_epoch(self, progress: TrainingProgress, seconds: float) -> bool:
-        """Validate, keep each selection rule's best model, decide early stopping. Returns True to stop."""
+        """Validate, keep each selection rule's best model, decide early stopping (the first process;
+        the others learn its decision). Returns True to stop."""
+        stop = self._validate_and_save(progress, seconds) if self.dist.is_main else False
+        if self.dist.enabled:
+            flag, self.bad_epochs = self.dist.broadcast_values([float(stop), float(self.bad_epochs)])
+            stop, self.bad_epochs = bool(flag), int(self.bad_epochs)
+        return stop
+
+    def _validate_and_save(self, progress: TrainingProgress, seconds: float) -> bool:
         record: dict[str, Any] = {"epoch": self.epoch, "step": self.updates, "seconds": seconds}
         stop = False
         if self.data.validation:
@@ -472,19 +574,26 @@ class Trainer:
         if self._interrupted:
             raise KeyboardInterrupt
         self._interrupted = True
+        if not self.dist.is_main:
+            return
         print("\nstopping after this update to save the training state (Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
 
     def fit(self, *, resume: bool = False, stop_after_updates: int | None = None) -> TrainResult:
         """Train to the early-stopping end (or ``max_epochs``). ``stop_after_updates`` simulates a kill
-        (state saved as on Ctrl-C), for tests."""
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        (state saved as on Ctrl-C), for tests. With several processes every one of them calls this;
+        they stop together (a Ctrl-C or SIGTERM is agreed on at the end of an update)."""
+        if self.dist.is_main:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             self.resume()
         started = time.perf_counter()
         cfg = self.cfg
-        previous = signal.getsignal(signal.SIGINT)
+        # torchrun passes a Ctrl-C on as SIGINT, a scheduler's preemption (SLURM) comes as SIGTERM
+        handled = (signal.SIGINT, signal.SIGTERM) if self.dist.enabled else (signal.SIGINT,)
+        previous: dict[int, Any] | None = {sig: signal.getsignal(sig) for sig in handled}
         try:
-            signal.signal(signal.SIGINT, self._request_stop)
+            for sig in handled:
+                signal.signal(sig, self._request_stop)
         except ValueError:  # not the main thread
             previous = None
         stopped_by = "max_epochs"
@@ -499,14 +608,15 @@ class Trainer:
                     epoch_started = time.perf_counter()
                     window_started, window_updates = time.perf_counter(), 0
                     while self.update_in_epoch < cfg.updates_per_epoch:
-                        if self._interrupted or (stop_after_updates is not None and self.updates >= stop_after_updates):
+                        interrupted = self._stop_agreed if self.dist.enabled else self._interrupted
+                        if interrupted or (stop_after_updates is not None and self.updates >= stop_after_updates):
                             self.save_state()
                             stopped_by = "interrupted"
                             raise _Stop
                         log = self.train_update()
                         if log is None:
                             self.nonfinite += 1
-                            self.metrics.write({"step": self.updates, "epoch": self.epoch + 1, "event": "nonfinite", "count": self.nonfinite})
+                            self._log(self.metrics, {"step": self.updates, "epoch": self.epoch + 1, "event": "nonfinite", "count": self.nonfinite})
                             if self.nonfinite >= cfg.max_nonfinite:
                                 if self.rollbacks >= cfg.max_nonfinite:
                                     raise NonFiniteError(
@@ -520,7 +630,7 @@ class Trainer:
                         self.update_in_epoch += 1
                         window_updates += 1
                         if self.updates % cfg.log_every == 0 or self.update_in_epoch == cfg.updates_per_epoch:
-                            values = {k: float(v) for k, v in log.items()}
+                            values = self.dist.mean(log)  # over the processes: the global batch's
                             elapsed = time.perf_counter() - window_started
                             record = {
                                 "step": self.updates, "epoch": self.epoch + 1,
@@ -529,7 +639,7 @@ class Trainer:
                                 "learning_rate": self.optimiser.param_groups[0]["lr"],
                                 **values,
                             }
-                            self.metrics.write(record)
+                            self._log(self.metrics, record)
                             window_started, window_updates = time.perf_counter(), 0
                             shown = {k.replace("loss.", ""): v for k, v in values.items() if k.startswith("loss.") and k.count(".") == 1}
                             progress.update(self.update_in_epoch, shown, self.updates * self.critic_iterations * bool(self.critics))
@@ -543,11 +653,12 @@ class Trainer:
         except _Stop:
             pass
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            for sig, handler in (previous or {}).items():
+                signal.signal(sig, handler)
         if stopped_by == "max_epochs" and self._stopped_early():
             stopped_by = "early stopping"
-        self._plot()
+        if self.dist.is_main:
+            self._plot()
         return TrainResult(
             variant=self.variant, output_dir=self.output_dir, epochs=self.epoch, updates=self.updates,
             best_epoch=self.best_epoch, best_validation=self.best_validation,
@@ -556,7 +667,7 @@ class Trainer:
         )
 
     def _stopped_early(self) -> bool:
-        return bool(self.cfg.early_stopping and self.data.validation and self.bad_epochs > self.cfg.patience)
+        return bool(self.cfg.early_stopping and self.recipe.data.validation and self.bad_epochs > self.cfg.patience)
 
     def _finished(self) -> bool:
         return self.epoch >= self.cfg.max_epochs or self._stopped_early()
