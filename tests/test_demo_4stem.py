@@ -30,14 +30,19 @@ def domain_b_mixture(cache):
     return next(cache.glob("b-test-*/b-test-0000/mixture.wav"))
 
 
-def test_four_stem_demo_trains_separates_evaluates_and_reports_every_source(tmp_path, run_cli):
-    out = tmp_path / "runs"
-    datasets = ["paired.0", "mixtures.0", "solo.vocals.0", "solo.drums.0", "validation.0", "test.0", "test.1"]
-    cache = tmp_path / "synthetic"
-    result = run_cli("run", REPO / "recipes" / "demo_4stem.toml", "--output-dir", out, "--device", "cpu", "--json", *tiny(datasets, cache))
+def run_tiny(run_cli, tmp_path, recipe: str, datasets: list[str], variants: list[str]):
+    """``sepkit run`` of a shipped recipe at the tiny size: its output folder, cache and JSON rows."""
+    out, cache = tmp_path / "runs", tmp_path / "synthetic"
+    result = run_cli("run", REPO / "recipes" / recipe, "--output-dir", out, "--device", "cpu", "--json", *tiny(datasets, cache))
     assert result.exit_code == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert [r["variant"] for r in rows] == ["baseline", "critics"]
+    assert [r["variant"] for r in rows] == variants
+    return out, cache, rows
+
+
+def test_four_stem_demo_trains_separates_evaluates_and_reports_every_source(tmp_path, run_cli):
+    datasets = ["paired.0", "mixtures.0", "solo.vocals.0", "solo.drums.0", "validation.0", "test.0", "test.1"]
+    out, cache, rows = run_tiny(run_cli, tmp_path, "demo_4stem.toml", datasets, ["baseline", "critics"])
     for row in rows:
         assert row["epochs"] == 2
         overall = row["test"]["overall"]
@@ -80,13 +85,8 @@ def test_four_stem_demo_trains_separates_evaluates_and_reports_every_source(tmp_
 
 
 def test_stereo_demo_trains_evaluates_and_separates_both_channels(tmp_path, run_cli):
-    out = tmp_path / "runs"
     datasets = ["paired.0", "mixtures.0", "solo.vocals.0", "solo.accompaniment.0", "validation.0", "test.0", "test.1"]
-    cache = tmp_path / "synthetic"
-    result = run_cli("run", REPO / "recipes" / "demo_stereo.toml", "--output-dir", out, "--device", "cpu", "--json", *tiny(datasets, cache))
-    assert result.exit_code == 0, result.stderr
-    rows = json.loads(result.stdout)
-    assert [r["variant"] for r in rows] == ["baseline", "both-critics"]
+    out, cache, rows = run_tiny(run_cli, tmp_path, "demo_stereo.toml", datasets, ["baseline", "both-critics"])
     for row in rows:
         track = json.loads(next((out / row["variant"] / "evaluation").glob("b-test-*.json")).read_text())
         assert track["channels"] == 2 and track["protocol"] == "bsseval-v4"

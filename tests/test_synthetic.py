@@ -276,6 +276,9 @@ def test_accompaniment_has_percussion_on_the_beat_grid(domain):
 
     assert jump_at_hits(item.accompaniment) > 10.0
     assert jump_at_hits(item.vocals) < 1.5
+    # ... and they are the drums stem's: the tonal stems have none
+    assert jump_at_hits(item.drums) > 10.0
+    assert jump_at_hits(item.bass) < 3.0
 
 
 FOUR = ["drums", "bass", "other", "vocals"]
@@ -312,7 +315,7 @@ def spectral_centroid(samples: np.ndarray, rate: int) -> float:
 
 
 @pytest.mark.parametrize("domain", ["a", "b"])
-def test_each_stem_is_its_instrument(domain):
+def test_bass_and_other_stems_are_their_instruments(domain):
     rate = 8192
     item = generate_item(seed=1, domain=domain, split="test", index=2, seconds=4.0, sample_rate=rate)
     # bass: plucked notes an octave under the chord roots (MIDI 36-66 with the key), energy at its
@@ -321,17 +324,7 @@ def test_each_stem_is_its_instrument(domain):
     assert 40.0 < bass < 250.0 and other > 1.5 * bass
     power = np.abs(np.fft.rfft(item.bass.astype(np.float64))) ** 2
     assert power[np.fft.rfftfreq(len(item.bass), 1 / rate) < 300.0].sum() > 0.95 * power.sum()
-    # drums: the hits are where the drum onsets are, and nowhere in the tonal stems
-    width = int(0.015 * rate)
-    onsets = np.concatenate([item.drum_onsets["snare"], item.drum_onsets["hihat"]])
-    onsets = onsets[(onsets > width) & (onsets < len(item.drums) - width)]
-
-    def jump_at_hits(samples: np.ndarray) -> float:
-        high = np.diff(samples.astype(np.float64), n=2) ** 2
-        return float(np.median([high[p : p + width].mean() / max(high[p - width : p].mean(), 1e-12) for p in onsets]))
-
-    assert jump_at_hits(item.drums) > 10.0
-    assert jump_at_hits(item.bass) < 3.0 and jump_at_hits(item.vocals) < 1.5
+    # (the drums stem holds the hits: test_accompaniment_has_percussion_on_the_beat_grid)
 
 
 def test_source_pools_hold_their_one_stem(tmp_path):
