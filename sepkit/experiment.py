@@ -276,7 +276,44 @@ def run_experiment(
     progress: bool = True,
     console: Any = None,
 ) -> list[VariantOutcome]:
-    """Train, then evaluate, every selected variant (once per seed); tables go to ``console``."""
+    """Train, then evaluate, every selected variant (once per seed); tables go to ``console``.
+
+    Under torchrun (``WORLD_SIZE`` above 1) every process calls this: the first one checks, locks
+    and writes the output folders and evaluates, the others train with it (docs/scaling.md) and
+    return no outcomes."""
+    from .device import resolve_device
+    from .training.distributed import init_from_environment
+
+    dist = init_from_environment(resolve_device(device or loaded.base.training.device))
+    if not dist.is_main:
+        _follow_first_process(loaded, output_dir, dist, variant=variant, seeds=seeds, device=device, resume=resume)
+        return []
+    start = _StartSignal(dist)
+    try:
+        return _lead_runs(loaded, output_dir, start, variant=variant, seeds=seeds, device=device, resume=resume,
+                          overwrite=overwrite, evaluate=evaluate, progress=progress, console=console)
+    except BaseException:
+        start.send(False)  # the other processes stop too
+        raise
+
+
+class _StartSignal:
+    """Tells the other processes of a torchrun run, once, whether the first could start the runs."""
+
+    def __init__(self, dist: Any) -> None:
+        self.dist, self.sent = dist, False
+
+    def send(self, ok: bool) -> None:
+        if not self.sent:
+            self.sent = True
+            self.dist.broadcast_values([1.0 if ok else 0.0])
+
+
+def _lead_runs(
+    loaded: LoadedRecipe, output_dir: Path, start: _StartSignal, *, variant: str | list[str] | None,
+    seeds: list[int] | None, device: str | None, resume: bool, overwrite: bool, evaluate: bool, progress: bool,
+    console: Any,
+) -> list[VariantOutcome]:
     outcomes: list[VariantOutcome] = []
     runs = plan_runs(loaded, output_dir, variant=variant, seeds=seeds)
     if seeds:  # even with --overwrite: replacing the seed folders would leave that run in place
@@ -303,6 +340,7 @@ def run_experiment(
                 for _, _, recipe, out in runs:  # validate every folder before training anything
                     prepare_output(out, recipe, resume=resume, overwrite=overwrite)
                     prepared.append(out)
+                start.send(True)  # the other processes may start
                 for name, seed, recipe, out in runs:
                     outcomes.append(_train(name, seed, recipe, out, resume=resume, device=device, evaluate=evaluate,
                                            progress=progress, console=console))
@@ -324,24 +362,39 @@ def run_experiment(
     return outcomes
 
 
+def _follow_first_process(
+    loaded: LoadedRecipe, output_dir: Path, dist: Any, *, variant: str | list[str] | None, seeds: list[int] | None,
+    device: str | None, resume: bool,
+) -> None:
+    """A process other than the first of a torchrun run: once the first has prepared the output
+    folders, train every run with it (writing nothing), waiting for it to evaluate each one."""
+    (go,) = dist.broadcast_values([0.0])
+    if not go:
+        raise SepkitError("the first process could not start the runs (its error is above)")
+    for name, seed, recipe, out in plan_runs(loaded, output_dir, variant=variant, seeds=seeds):
+        _train(name, seed, recipe, out, resume=resume, device=device, evaluate=False, progress=False, console=None)
+
+
 def _train(
     name: str, seed: int | None, recipe: Recipe, out: Path, *, resume: bool, device: str | None, evaluate: bool,
     progress: bool, console: Any,
 ) -> VariantOutcome:
-    """Train one run (resuming it if asked and it has a state), then evaluate it."""
+    """Train one run (resuming it if asked and it has a state), then evaluate it. Under torchrun
+    every process trains; the others then wait while the first evaluates."""
     from .training.trainer import STATE_FILE, Trainer
 
     label = name if seed is None else f"{name}/{SEED_FOLDER.format(seed)}"
     trainer = Trainer(recipe, out, variant=label, device=device, progress=progress)
     can_resume = resume and (out / STATE_FILE).exists()
-    if can_resume:
+    if can_resume and trainer.dist.is_main:
         print(_resume_line(label, out / STATE_FILE), file=sys.stderr, flush=True)
     result = trainer.fit(resume=can_resume)
     if result.stopped_by == "interrupted":
         raise SepkitError(f"interrupted: training state saved in {out}; continue with --resume")
     summary = None
-    if evaluate and recipe.data.test:
+    if evaluate and recipe.data.test and trainer.dist.is_main:
         summary = evaluate_variant(recipe, out, device=device, progress=progress, console=console)
+    trainer.dist.barrier()
     return VariantOutcome(name, out, result, summary, seed)
 
 

@@ -41,6 +41,9 @@ def register(app: typer.Typer) -> None:
         OUTPUT_DIR holds the runs of one recipe (OUTPUT_DIR/experiment.json); each run folder is
         locked while it trains, so a second process on it is refused (other variants or seeds may
         train at the same time). See docs/reliability.md.
+
+        Several GPUs or nodes: torchrun --standalone --nproc_per_node=N -m sepkit run RECIPE
+        (training.batch_size stays the global batch; resume with the same N). See docs/scaling.md.
         """
         if device is not None and device not in ("auto", "cpu", "cuda", "mps"):
             from ..errors import SepkitError
@@ -62,6 +65,10 @@ def register(app: typer.Typer) -> None:
             loaded, out, variant=variants, seeds=seed_list, device=device, resume=resume, overwrite=overwrite, evaluate=evaluate,
             console=console,
         )
+        from ..training.distributed import current
+
+        if not current().is_main:  # another process of a torchrun run: the first one reports
+            return
         rows = comparison_rows(outcomes)
         if as_json:
             typer.echo(json.dumps(rows, indent=2, default=str))

@@ -422,7 +422,7 @@ class Trainer:
     def load(self, state: dict[str, Any]) -> None:
         written = int(state.get("distributed", {}).get("world_size", 1))
         if written != self.dist.world_size:
-            how = "`sepkit run` (one process)" if written == 1 else f"torchrun --nproc_per_node={written} (in all, {written} processes)"
+            how = "`sepkit run` (one process)" if written == 1 else f"{written} processes in all (torchrun --nproc_per_node={written} on one node)"
             raise SepkitError(
                 f"the training state was written by {written} process(es) and this run has {self.dist.world_size}: "
                 f"every process's excerpt stream is part of the state, so resume with {how}"
