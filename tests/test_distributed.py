@@ -4,6 +4,7 @@ batch on the same excerpts; a 2-process run resumes bit for bit and refuses anot
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -100,6 +101,61 @@ def _resume(root: Path, out: Path) -> tuple[dict[str, torch.Tensor], dict[str, t
     return weights(full), weights(resumed)
 
 
+def _agreement(root: Path, out: Path) -> dict[str, object]:
+    """What every process must do together although only one of them saw the reason: a NaN in
+    rank 1's loss, a Ctrl-C in rank 1, rank 0's validation deciding to stop early."""
+    import sepkit.training.trainer as module
+    from sepkit.recipe import load_recipe
+    from sepkit.training.distributed import current
+    from sepkit.training.trainer import Trainer
+
+    rank = torch.distributed.get_rank()
+    path = out / "agree.toml"
+    if rank == 0:
+        path.write_text(tiny_recipe(root, batch_size=4, max_epochs=5, early_stopping="true", patience=0))
+    torch.distributed.barrier()
+    recipe = load_recipe(path).variants["baseline"]
+
+    def trainer(folder: str):
+        return Trainer(recipe, out / folder, variant="baseline", device="cpu", progress=False, distributed=current())
+
+    seen: dict[str, object] = {}
+    nan = trainer("nan")
+    real = module.supervised_loss
+    calls = {"n": 0}
+
+    def nan_on_rank_1(estimates, targets):
+        calls["n"] += 1
+        value = real(estimates, targets)
+        return value * float("nan") if rank == 1 and calls["n"] == 2 else value
+
+    module.supervised_loss = nan_on_rank_1
+    try:
+        seen["nan"] = [nan.train_update() is None for _ in range(3)]
+    finally:
+        module.supervised_loss = real
+
+    stop = trainer("ctrl-c")
+    original = stop._separator_step
+
+    def interrupted_on_rank_1(log, ok):
+        if rank == 1 and stop.updates == 1:
+            stop._interrupted = True  # what the SIGINT handler sets, here during the second update
+        return original(log, ok)
+
+    stop._separator_step = interrupted_on_rank_1
+    result = stop.fit()
+    seen["ctrl-c"] = [result.stopped_by, result.updates]
+
+    early = trainer("early")
+    losses = iter([1.0, 2.0, 3.0, 4.0, 5.0])
+    plain = early.validate
+    early.validate = lambda: {**plain(), "loss": next(losses)}  # worse every epoch: stop after epoch 2
+    result = early.fit()
+    seen["early"] = [result.stopped_by, result.epochs, result.updates]
+    return seen
+
+
 def _worker(rank: int, world: int, root: str, out: str, port: int) -> None:
     from safetensors.torch import save_file
 
@@ -112,6 +168,7 @@ def _worker(rank: int, world: int, root: str, out: str, port: int) -> None:
         for case in CASES:
             results.update({f"{case}.{k}": v for k, v in _update(Path(root), case, Path(out), rank, world).items()})
         full, resumed = _resume(Path(root), Path(out))
+        (Path(out) / f"agree{rank}.json").write_text(json.dumps(_agreement(Path(root), Path(out))))
         results.update({f"resume.full.{k}": v for k, v in full.items()})
         results.update({f"resume.resumed.{k}": v for k, v in resumed.items()})
         save_file({k: v.contiguous() for k, v in results.items()}, str(Path(out) / f"rank{rank}.safetensors"))
@@ -176,6 +233,16 @@ def test_a_two_process_run_resumes_bit_identically_and_refuses_another_process_c
     one = make_trainer(load(tmp_path, tiny_data, batch_size=4, max_epochs=3, critic_iterations=1), out / "full")
     with pytest.raises(SepkitError, match=r"written by 2 process\(es\) and this run has 1"):
         one.fit(resume=True)
+
+
+def test_every_process_stops_together_whichever_saw_the_reason(two_processes):
+    out, _ = two_processes
+    seen = [json.loads((out / f"agree{rank}.json").read_text()) for rank in range(2)]
+    assert seen[0] == seen[1]
+    assert seen[0]["nan"] == [False, True, False]  # rank 1's NaN: both skip that update
+    assert seen[0]["ctrl-c"] == ["interrupted", 2]  # rank 1's Ctrl-C: both stop after that update
+    assert seen[0]["early"] == ["early stopping", 2, 6]  # rank 0's validation: both stop after epoch 2
+    assert (out / "ctrl-c" / "train-state" / "state.safetensors").exists()
 
 
 def test_the_global_batch_must_divide_among_the_processes(tmp_path, tiny_data):
