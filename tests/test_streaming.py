@@ -93,7 +93,8 @@ def test_lazy_tracks_read_from_the_cache_equal_the_loaded_tracks(tmp_path):
     cold = load_tracks([dataset], **{**options, "cache_dir": tmp_path / "cold"}, lazy=True)
     for full, track, first_time in zip(loaded.tracks, lazy.tracks, cold.tracks):
         assert isinstance(track.audio, TrackAudio) and track.audio.shape == full.audio.shape
-        assert all(isinstance(part.audio, np.memmap) for part in track.audio.parts + first_time.audio.parts)
+        assert all(isinstance(audio, np.memmap) for audio in track.audio.files + first_time.audio.files)
+        assert len(track.audio.files) == 2  # the mixture is read once for the mixture and the accompaniment
         assert np.array_equal(track.audio.materialise(), full.audio)
         assert np.array_equal(first_time.audio.materialise(), full.audio)
         length = full.audio.shape[-1]

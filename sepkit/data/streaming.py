@@ -31,7 +31,8 @@ from ..errors import ShapeError
 from ..representation import Representation
 from ..separator import Window
 from .sampler import ExcerptDraws
-from .tracks import StemPart, TrackAudio, assemble
+from ..component import trusted_values
+from .tracks import StemPart, TrackAudio, assemble, is_identity
 
 
 def _as_track_audio(track: Any) -> TrackAudio:
@@ -102,10 +103,14 @@ class StreamingSampler(ExcerptDraws):
 
     def _assemble(self, indices: list[int], first_samples: list[int], layout: tuple[Any, bool], out: np.ndarray) -> None:
         signature, clip = layout
-        parts = np.empty((len(indices), sum(len(g) for g in signature), self.channels, self.segment_samples), dtype=np.float32)
+        if is_identity(signature):  # the files are the stems: read straight into the batch
+            files = out
+        else:
+            count = 1 + max((index for parts in signature for index, _ in parts), default=0)
+            files = np.empty((len(indices), count, self.channels, self.segment_samples), dtype=np.float32)
         for row, (k, start) in enumerate(zip(indices, first_samples)):
-            self.tracks[k].read_parts(start, parts[row])
-        assemble(parts, signature, clip, out=out)
+            self.tracks[k].read_files(start, files[row])
+        assemble(files, signature, clip, out=out)
 
     def _host_buffer(self, batch: int) -> np.ndarray:
         """Where a batch's waveforms are assembled: on CUDA one of two pinned buffers, reused once
@@ -133,7 +138,8 @@ class StreamingSampler(ExcerptDraws):
             event = torch.cuda.Event()
             event.record()
             self._copied[1 - self._next] = event
-        features, _ = self.representation.encode(waveform.reshape(batch * self.stems, self.channels, self.segment_samples))
+        with trusted_values():  # samples of loaded audio, whose values the loader checked
+            features, _ = self.representation.encode(waveform.reshape(batch * self.stems, self.channels, self.segment_samples))
         if features.shape[-1] < self.margin + width:
             raise ShapeError(
                 f"the representation encoded {features.shape[-1]} frames from {self.segment_samples} samples; "

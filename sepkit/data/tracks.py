@@ -22,8 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Per stem, the gains of its files in order: tracks that share it are assembled together.
-Signature = tuple[tuple[float, ...], ...]
+#: Per stem, its files as (index among the track's distinct files, gain), in order: tracks that
+#: share it are assembled together.
+Signature = tuple[tuple[tuple[int, float], ...], ...]
 
 #: Samples per read when a whole track is scanned (silence checks, materialising).
 SCAN_SAMPLES = 1 << 20
@@ -102,21 +103,32 @@ def _pread_into(fd: int, target: np.ndarray, offset: int) -> None:
     target[...] = np.frombuffer(data, dtype=target.dtype)
 
 
-def assemble(parts: np.ndarray, signature: Signature, clip: bool, out: np.ndarray | None = None) -> np.ndarray:
-    """``parts`` ``[..., P, C, n]`` (every stem's files in ``signature`` order) -> stems
-    ``[..., S, C, n]`` (into ``out`` when given): the sum of gain x file per stem, in order, then
-    clipped to [-1, 1] when ``clip``. The one place where stems are assembled, for whole tracks and
-    excerpts alike."""
-    shape = parts.shape[:-3] + (len(signature),) + parts.shape[-2:]
+def is_identity(signature: Signature) -> bool:
+    """Every stem is one file of its own at gain 1: the files are the stems."""
+    return all(parts == ((stem, 1.0),) for stem, parts in enumerate(signature))
+
+
+def assemble(files: np.ndarray, signature: Signature, clip: bool, out: np.ndarray | None = None) -> np.ndarray:
+    """``files`` ``[..., U, C, n]`` (a track's distinct files) -> stems ``[..., S, C, n]`` (into
+    ``out`` when given): per stem the sum of gain x file, in order, then clipped to [-1, 1] when
+    ``clip``. The one place where stems are assembled, for whole tracks and excerpts alike (so they
+    agree bit for bit); ``files`` may be ``out`` itself when the signature :func:`is_identity`."""
+    if is_identity(signature):
+        if out is None:
+            out = files.copy()
+        elif out is not files:
+            out[...] = files
+        if clip:
+            np.clip(out, -1.0, 1.0, out=out)
+        return out
+    shape = files.shape[:-3] + (len(signature),) + files.shape[-2:]
     if out is None:
         out = np.zeros(shape, dtype=np.float32)
     else:
         out[...] = 0.0
-    index = 0
-    for stem, gains in enumerate(signature):
-        for gain in gains:
-            out[..., stem, :, :] += gain * parts[..., index, :, :]
-            index += 1
+    for stem, parts in enumerate(signature):
+        for index, gain in parts:
+            out[..., stem, :, :] += gain * files[..., index, :, :]
         if clip:
             np.clip(out[..., stem, :, :], -1.0, 1.0, out=out[..., stem, :, :])
     return out
@@ -134,8 +146,20 @@ class TrackAudio:
         self.channels = int(channels)
         self.length = int(length)
         self.clip = bool(clip)
-        self.parts = [part for parts in self.stems for part in parts]
-        self.signature: Signature = tuple(tuple(part.gain for part in parts) for parts in self.stems)
+        #: The distinct files (a derived stem reuses the mixture's), each read once per span.
+        self.files: list[np.ndarray] = []
+        index: dict[int, int] = {}
+        layout = []
+        for parts in self.stems:
+            entries = []
+            for part in parts:
+                key = id(part.audio)
+                if key not in index:
+                    index[key] = len(self.files)
+                    self.files.append(part.audio)
+                entries.append((index[key], float(part.gain)))
+            layout.append(tuple(entries))
+        self.signature: Signature = tuple(layout)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -149,23 +173,23 @@ class TrackAudio:
     def nbytes(self) -> int:
         return len(self.stems) * self.channels * self.length * 4
 
-    def read_parts(self, start: int, out: np.ndarray) -> None:
-        """Every file's samples ``[start, start + n)`` into ``out`` ``[P, C, n]``; zeros where the span
-        leaves the track (``out`` must hold zeros there already, or is zeroed here)."""
+    def read_files(self, start: int, out: np.ndarray) -> None:
+        """Every distinct file's samples ``[start, start + n)`` into ``out`` ``[U, C, n]``; zeros where
+        the span leaves the track."""
         count = out.shape[-1]
         low, high = max(start, 0), min(start + count, self.length)
         if low > start or high < start + count:
             out[...] = 0.0
         if high <= low:
             return
-        for index, part in enumerate(self.parts):
-            read_rows(part.audio, low, out[index, :, low - start : high - start])
+        for index, audio in enumerate(self.files):
+            read_rows(audio, low, out[index, :, low - start : high - start])
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Stems ``[S, C, stop - start]`` of samples ``[start, stop)``; zeros outside the track."""
-        parts = np.empty((len(self.parts), self.channels, max(stop - start, 0)), dtype=np.float32)
-        self.read_parts(start, parts)
-        return assemble(parts, self.signature, self.clip)
+        files = np.empty((len(self.files), self.channels, max(stop - start, 0)), dtype=np.float32)
+        self.read_files(start, files)
+        return assemble(files, self.signature, self.clip, out=files if is_identity(self.signature) else None)
 
     def materialise(self) -> np.ndarray:
         """The whole track ``[S, C, length]`` in memory."""
