@@ -23,7 +23,8 @@ umxhq remembers is not known here (no download); ``--model umxhq.safetensors`` m
 
 **speed**: a 3-minute stereo 44.1 kHz 16-bit WAV (bench_separate.py's song). sepkit: the whole
 command, ``sepkit separate song.wav --model M.safetensors -o out/ --precision fp32`` as a fresh
-process (start-up, model load, decode, separation, writing the stems). Open-Unmix: in one process,
+process (start-up, model load, decode, separation, writing the stems), and the command's own time
+for the file (``--json``'s ``time_s``: decode to written stems, without start-up and model load). Open-Unmix: in one process,
 ``openunmix.model.Separator`` on the decoded song (the ``umxhq`` settings: ``wiener_win_len`` 300,
 torch filterbank) plus writing the stems with soundfile; its import and model building are not
 timed. Settings: vocals + residual (sepkit ``--residual accompaniment`` conversion; Open-Unmix
@@ -163,16 +164,17 @@ def seams(args: argparse.Namespace, work: Path) -> dict:
 # -- speed -----------------------------------------------------------------------------------------
 
 
-def sepkit_separate(song: Path, model: Path, out: Path, wiener: bool, threads: int | None = None) -> float:
+def sepkit_separate(song: Path, model: Path, out: Path, wiener: bool, threads: int | None = None) -> tuple[float, float]:
+    """Wall time of the whole command, and its own time for the file (decode to written stems)."""
     env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
     command = [sys.executable, "-m", "sepkit.cli.main", "separate", str(song), "--model", str(model), "-o", str(out),
-               "--overwrite", "--precision", "fp32", "--device", "cpu"] + (["--wiener"] if wiener else [])
+               "--overwrite", "--json", "--precision", "fp32", "--device", "cpu"] + (["--wiener"] if wiener else [])
     started = time.perf_counter()
     process = subprocess.run(command, capture_output=True, cwd=REPO, env=env)
     wall = time.perf_counter() - started
     if process.returncode != 0:
         raise SystemExit(f"sepkit separate failed ({process.returncode}): {process.stderr.decode().strip()[-400:]}")
-    return wall
+    return wall, json.loads(process.stdout)["files"][0]["time_s"]
 
 
 def openunmix_separate(song: Path, files: dict[str, Path], out: Path, *, residual: bool, niter: int) -> float:
@@ -216,10 +218,13 @@ def speed(args: argparse.Namespace, work: Path) -> dict:
          lambda: openunmix_separate(song, files, work / "out-o", residual=False, niter=1)),
     ]
     rows = []
-    for name, ours, theirs in settings:
-        times: dict[str, list[float]] = {"sepkit": [], "openunmix": []}
+    chosen = [int(i) for i in args.settings.split(",")]
+    for name, ours, theirs in [settings[i] for i in chosen]:
+        times: dict[str, list[float]] = {"sepkit": [], "sepkit_file": [], "openunmix": []}
         for _ in range(args.runs):
-            times["sepkit"].append(ours())
+            wall, file_s = ours()
+            times["sepkit"].append(wall)
+            times["sepkit_file"].append(file_s)
             times["openunmix"].append(theirs())
         row = {"setting": name, **{f"{k}_s": statistics.median(v) for k, v in times.items()},
                **{f"{k}_runs": [round(t, 2) for t in v] for k, v in times.items()}}
@@ -240,6 +245,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="seams: a converted model file to measure instead of random weights.")
     parser.add_argument("--minutes", type=float, default=3.0, help="speed: song length.")
     parser.add_argument("--runs", type=int, default=3, help="speed: runs per setting (median reported).")
+    parser.add_argument("--settings", default="0,1,2",
+                        help="speed: which settings (0 vocals + residual, 1 four targets, 2 four targets with Wiener).")
     parser.add_argument("--threads", type=int, help="speed: torch threads on both sides (default: torch's own).")
     parser.add_argument("--workdir", type=Path, help="Keep the generated files here (default: a temporary folder).")
     args = parser.parse_args()
