@@ -122,6 +122,7 @@ def separate_file(
         if targets is None:
             targets = stem_targets(Path(out_dir), DEFAULT_TEMPLATE, track=path.stem, stems=wanted, ext=fmt, model="")
         indices = [names.index(s) for s in targets]
+        select = (lambda block: block) if indices == list(range(len(names))) else (lambda block: block[indices])
         with StemWriter(
             targets, fmt=fmt, subtype=subtype, sample_rate=info.sample_rate, channels=info.channels,
             overwrite=overwrite, protected=protected, clip_mode=clip_mode,
@@ -131,7 +132,7 @@ def separate_file(
                 read_blocks(info, max(1, int(BLOCK_SECONDS * info.sample_rate))),
                 sample_rate=info.sample_rate,
                 channels=info.channels,
-                sink=lambda block: writer.write(block[indices]),
+                sink=lambda block: writer.write(select(block)),
                 options=options,
                 progress=None if progress is None else (lambda done: progress(done, info.frames)),
             )

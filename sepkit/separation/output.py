@@ -165,17 +165,17 @@ class StemWriter:
     def _encode(self, stems: np.ndarray) -> None:
         if stems.shape[-1] == 0:
             return
+        frames = [_frames_first(stem) for stem in stems]
         if self._clip_mode == "rescale":
-            peak = float(np.abs(stems).max())
+            peak = max(max(float(data.max()), -float(data.min())) for data in frames)
             self.peak = max(self.peak, peak)
             if peak > 1.0 and self._scratch_from is None:
                 self._start_scratch()
-        for source, stem in zip(self.sources, stems):
-            data = np.ascontiguousarray(stem.T, dtype=np.float32)
+        for source, data in zip(self.sources, frames):
             if self._scratch_from is not None:
                 self._scratch[source].write(data.data)
             if self._clip_mode != "none":  # PCM would wrap around; clip at full scale instead
-                data = np.clip(data, -1.0, 1.0)
+                np.clip(data, -1.0, 1.0, out=data)
             try:
                 self._files[source].write(data)
             except (sf.SoundFileError, RuntimeError) as exc:
@@ -259,6 +259,13 @@ class StemWriter:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if kind is not None:
             self.abort()
+
+
+def _frames_first(stem: np.ndarray) -> np.ndarray:
+    """``[C, n]`` -> a new ``[n, C]`` float32 array, as libsndfile wants it (clipped in place later,
+    so never a view of the caller's samples)."""
+    data = np.ascontiguousarray(stem.T, dtype=np.float32)
+    return data.copy() if np.may_share_memory(data, stem) else data
 
 
 def check_target(target: Path, *, overwrite: bool, protected: frozenset[Path] = frozenset()) -> None:
