@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import enospc_under, full_disk, partials
+from faultkit import enospc_under, full_disk, partials
 
 from sepkit.io import AtomicFile, WriteError, append_line, remove_stale_partials, write_bytes, write_text
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import (
+from faultkit import (
     enospc_under, full_disk, kill9, one_line_error, partials, recipe_text, run_sepkit, start_sepkit, wait_for,
 )
 

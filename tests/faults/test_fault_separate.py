@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from conftest import (
+from faultkit import (
     _can_mount, enospc_under, full_disk, kill9, one_line_error, partials, recipe_text, run_sepkit, song, start_sepkit, wait_for,
 )
 
