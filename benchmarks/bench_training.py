@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=1.0, help="minutes of random audio per track (4 tracks per role)")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--channels-last", action="store_true", help="networks in channels-last memory format")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -80,6 +81,9 @@ def main() -> None:
     recipe = load_recipe(args.recipe, overrides, check_data=False).select(args.variant)[args.variant]
     data = make_data(recipe, None, device, args.minutes)
     trainer = Trainer(recipe, Path(tempfile.mkdtemp()), variant=args.variant, device=str(device), progress=False, data=data)
+    if args.channels_last:
+        for network in (trainer.separator, *trainer.critics.values()):
+            network.to(memory_format=torch.channels_last)
 
     def sync() -> None:
         if device.type == "cuda":
@@ -102,7 +106,7 @@ def main() -> None:
         "torch": torch.__version__,
         "recipe": Path(args.recipe).name, "variant": args.variant, "batch": batch,
         "critic_iterations": recipe.training.critic_iterations, "critics": len(recipe.critics),
-        "precision": args.precision, "compile": args.compile,
+        "precision": args.precision, "compile": args.compile, "channels_last": args.channels_last,
         "seconds_per_update": seconds, "updates_per_second": 1 / seconds,
         "seconds_per_1000_updates": 1000 * seconds,
         "tflop_per_update": flops / 1e12, "achieved_tflops": flops / seconds / 1e12,
