@@ -235,7 +235,7 @@ def license_text(checkpoints: tuple[Checkpoint, ...] | list[Checkpoint]) -> str:
     return "; ".join(parts)
 
 
-def model_recipe(
+def converted_recipe(
     architecture: Architecture,
     sources: list[str],
     *,
@@ -312,7 +312,7 @@ def convert(
     rate = sample_rate or (stored.pop() if stored else 44100)
     hop = hop_length or first.architecture.n_fft // 4
     sources = [c.target for c in checkpoints] + ([residual] if residual else [])
-    raw = model_recipe(
+    raw = converted_recipe(
         first.architecture, sources, sample_rate=rate, hop_length=hop, residual=residual is not None,
         output_frames=output_frames, context_frames=context_frames,
     )
