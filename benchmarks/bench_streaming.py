@@ -16,7 +16,9 @@ The paper's setting, as ``bench_sampler.py``: 8192 Hz mono, magnitude STFT n_fft
 paired (mixture, accompaniment = mixture - vocals, vocals: S = 3), unpaired mixtures and solo
 vocals (S = 1, loudness augmentation). One separator update draws 1 paired, 6 mixture and 10 solo
 batches (1,088 excerpts): "per update" is that mix at the measured rates. Each rate is the median
-of ``--runs`` timings of ``--batches`` batches (synchronised on CUDA).
+of ``--runs`` timings of ``--batches`` batches (synchronised on CUDA). A last process holds both
+residencies of the small corpus and times them in alternation: on a machine shared with other
+jobs, its ratios (stream / features) are steadier than rates measured one after the other.
 """
 
 from __future__ import annotations
@@ -177,8 +179,59 @@ def measure(recipe: Path, cache: Path, device_name: str, runs: int, batches: int
     }
 
 
+def side_by_side(recipe: Path, cache: Path, device_name: str, runs: int, batches: int) -> dict:
+    """Both residencies in one process, timed in alternation (stream, features, stream, ...), so
+    that a shared machine's load hits both alike: the median ratio of each pair of runs."""
+    import torch
+
+    from sepkit.build import build_representation, build_separator
+    from sepkit.recipe import load_recipe
+    from sepkit.training.data import prepare_data
+
+    loaded = load_recipe(recipe).base
+    device = torch.device(device_name)
+    representation = build_representation(loaded)
+    window = build_separator(loaded, representation).window
+    pools = {}
+    for residency in ("stream", "features"):
+        variant = loaded.model_copy(update={"data": loaded.data.model_copy(update={"residency": residency})})
+        pools[residency] = prepare_data(variant, representation, window, device, cache_dir=cache).samplers()
+
+    def rate(sampler) -> float:
+        start = time.perf_counter()
+        for _ in range(batches):
+            sampler.sample(BATCH)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return batches * BATCH / (time.perf_counter() - start)
+
+    result: dict = {"device": device_name, "threads": torch.get_num_threads(), "pools": {}}
+    update_ratios = []
+    for _ in range(runs):
+        seconds = {"stream": 0.0, "features": 0.0}
+        for name, count in MIX.items():
+            for residency in seconds:
+                pools[residency][name].sample(BATCH)  # warm
+            pair = {residency: rate(pools[residency][name]) for residency in seconds}
+            result["pools"].setdefault(name, []).append(pair)
+            for residency in seconds:
+                seconds[residency] += count * BATCH / pair[residency]
+        update_ratios.append(seconds["features"] / seconds["stream"])
+    summary = {}
+    for name, pairs in result["pools"].items():
+        summary[name] = {
+            "stream": round(statistics.median(p["stream"] for p in pairs)),
+            "features": round(statistics.median(p["features"] for p in pairs)),
+            "ratio": round(statistics.median(p["stream"] / p["features"] for p in pairs), 2),
+        }
+    result["pools"] = summary
+    result["per_update_ratio"] = round(statistics.median(update_ratios), 2)
+    return result
+
+
 def child(args: dict) -> dict:
-    command = [sys.executable, __file__, "--measure", str(args["recipe"]), "--cache", str(args["cache"]),
+    command = [sys.executable, __file__, "--measure" if not args.get("both") else "--side-by-side", str(args["recipe"]),
+               "--cache", str(args["cache"]),
                "--device", args["device"], "--runs", str(args["runs"]), "--batches", str(args["batches"])]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
@@ -197,10 +250,14 @@ def main() -> None:
     parser.add_argument("--no-resident", action="store_true", help="Skip the resident run on the small corpus.")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--side-by-side", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--cache", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure is not None:
         print(json.dumps(measure(args.measure, args.cache, args.device, args.runs, args.batches)))
+        return
+    if args.side_by_side is not None:
+        print(json.dumps(side_by_side(args.side_by_side, args.cache, args.device, args.runs, args.batches)))
         return
     args.workdir.mkdir(parents=True, exist_ok=True)
     large, small = make_corpus(args.workdir, args.hours, args.small_hours)
@@ -210,14 +267,20 @@ def main() -> None:
     filled = child({**common, "runs": 1, "batches": 1, "recipe": recipe_path(args.workdir, large, "stream")})
     print(f"audio cache ready ({filled['setup_seconds']} s to load the {filled['hours']} h corpus)", file=sys.stderr)
     results = [child({**common, "recipe": recipe_path(args.workdir, root, residency)}) for root, residency in plan]
+    paired = None if args.no_resident else child({**common, "both": True, "recipe": recipe_path(args.workdir, small, "stream")})
     if args.json:
-        print(json.dumps({"omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "results": results}, indent=2))
+        print(json.dumps({"omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "results": results,
+                          "side_by_side": paired}, indent=2))
         return
     print(f"{'corpus':>8} {'residency':>10} {'paired':>8} {'mixtures':>9} {'solo':>8} {'per update':>11} {'peak RSS':>9} {'setup':>7}")
     for r in results:
         e = r["excerpts_per_second"]
         print(f"{r['hours']:>7.1f}h {r['residency'][0]:>10} {e['paired']:>8} {e['mixtures']:>9} {e['solo.vocals']:>8} "
               f"{r['per_update_excerpts_per_second']:>11} {r['peak_rss_mb']:>6} MB {r['setup_seconds']:>6}s")
+    if paired:
+        print(f"side by side on {args.small_hours:g} h (stream / features, median of {args.runs} alternated runs): "
+              + ", ".join(f"{k} {v['ratio']}" for k, v in paired["pools"].items())
+              + f"; per update {paired['per_update_ratio']}")
 
 
 if __name__ == "__main__":
