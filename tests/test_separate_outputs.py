@@ -113,6 +113,8 @@ def test_the_api_stems_add_up_for_every_mode_and_the_model_estimates_are_unchang
     for mode in ("share", "accompaniment", "vocals"):
         stems = sepkit.separate(x, 22050, model=default_model, high_band=mode)
         assert level_db(sum(stems.values()) - x, x) < -60, mode
+    downmixed = sepkit.separate(x, 22050, model=default_model, channel_mode="downmix")  # the side signal too
+    assert level_db(sum(downmixed.values()) - x, x) < -60
     raw = default_model.separate(x, 22050)  # Model.separate: the model's own estimates
     assert raw.keys() == stems.keys() and level_db(sum(raw.values()) - x, x) > -30
     same_rate = sepkit.separate(x[:, ::2].copy(), 11025, model=default_model)  # any rate: still adds up

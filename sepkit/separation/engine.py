@@ -511,12 +511,21 @@ def run_pipeline(
     written = 0
     estimated = 0  # model-rate samples the streamer has returned
 
+    step = max(1, int(BLOCK_SECONDS * spec.sample_rate))
+
     def emit(model_rate: np.ndarray | None, last: bool) -> None:
-        nonlocal written, estimated
+        """Pass a chunk's estimates on in blocks of BLOCK_SECONDS: what follows (resampling,
+        recombining, writing) then holds one block, not one chunk, in memory."""
         if model_rate is None:
-            if not last:
-                return
-            model_rate = np.zeros((1, n_sources, spec.channels, 0), dtype=np.float32)
+            if last:
+                emit_block(np.zeros((1, n_sources, spec.channels, 0), dtype=np.float32), True)
+            return
+        m = model_rate.shape[-1]
+        for lo in range(0, max(m, 1), step):
+            emit_block(model_rate[..., lo : lo + step], last and lo + step >= m)
+
+    def emit_block(model_rate: np.ndarray, last: bool) -> None:
+        nonlocal written, estimated
         m = model_rate.shape[-1]
         if with_seen:
             if m:
