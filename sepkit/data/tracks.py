@@ -26,8 +26,9 @@ import numpy as np
 #: share it are assembled together.
 Signature = tuple[tuple[tuple[int, float], ...], ...]
 
-#: Samples per read when a whole track is scanned (silence checks, materialising).
-SCAN_SAMPLES = 1 << 20
+#: Samples per block when a track is scanned for silent stems: the scan stops at the first block in
+#: which every stem has sound, so a lazily loaded corpus costs a few seconds of audio per track.
+SCAN_SAMPLES = 1 << 16
 
 
 @dataclass(frozen=True)
