@@ -178,6 +178,7 @@ class Trainer:
         if not self.dist.enabled:
             return norms
         return self.dist.sum_(norms.square()).sqrt() / self.dist.world_size
+
     def _critic_iterations(self) -> int:
         """``training.critic_iterations``, or the divergence's own default for "auto"."""
         iterations = self.cfg.critic_iterations
