@@ -11,7 +11,7 @@ upsampled the same way) and splits the residual ``x - sum(s_i)`` into
 * the **in-band residual** ``e = seen - sum(s_i)``, given in proportion to each estimate's power.
 
 Either way (unless ``drop``) the stems add up to the input, up to float rounding. Weights come from
-envelopes smoothed over :data:`SHARE_SECONDS`, computed at the model rate and interpolated.
+power envelopes averaged over :data:`SHARE_SECONDS`, computed at the model rate and interpolated.
 
 **Silence**: where the input is below :data:`SILENCE_DB` (RMS per channel over
 :data:`SILENCE_FRAME_SECONDS`, so digital silence too) every stem is zero, with a one-frame linear
@@ -32,7 +32,7 @@ __all__ = ["HIGH_BAND_MODES", "SILENCE_DB", "Recombiner", "SampleQueue", "Shares
 #: Input below this RMS (dB relative to full scale, per channel and frame) gives silent stems.
 SILENCE_DB = -90.0
 SILENCE_FRAME_SECONDS = 0.01
-#: Time constant of the power envelopes that weight the residual.
+#: Length of the centred moving average of the power envelopes that weight the residual.
 SHARE_SECONDS = 0.02
 #: Power added to every source so that where all are silent the residual is split evenly.
 POWER_FLOOR = 1e-12
