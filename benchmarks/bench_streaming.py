@@ -133,17 +133,24 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def measure(recipe: Path, cache: Path, device_name: str, runs: int, batches: int) -> dict:
+def _setup(recipe: Path, device_name: str):
+    """The recipe, the device, its representation and the separator's window."""
     import torch
 
     from sepkit.build import build_representation, build_separator
     from sepkit.recipe import load_recipe
-    from sepkit.training.data import prepare_data
 
     loaded = load_recipe(recipe).base
-    device = torch.device(device_name)
     representation = build_representation(loaded)
-    window = build_separator(loaded, representation).window
+    return loaded, torch.device(device_name), representation, build_separator(loaded, representation).window
+
+
+def measure(recipe: Path, cache: Path, device_name: str, runs: int, batches: int) -> dict:
+    import torch
+
+    from sepkit.training.data import prepare_data
+
+    loaded, device, representation, window = _setup(recipe, device_name)
     started = time.perf_counter()
     data = prepare_data(loaded, representation, window, device, cache_dir=cache)
     setup = time.perf_counter() - started
@@ -184,14 +191,9 @@ def side_by_side(recipe: Path, cache: Path, device_name: str, runs: int, batches
     that a shared machine's load hits both alike: the median ratio of each pair of runs."""
     import torch
 
-    from sepkit.build import build_representation, build_separator
-    from sepkit.recipe import load_recipe
     from sepkit.training.data import prepare_data
 
-    loaded = load_recipe(recipe).base
-    device = torch.device(device_name)
-    representation = build_representation(loaded)
-    window = build_separator(loaded, representation).window
+    loaded, device, representation, window = _setup(recipe, device_name)
     pools = {}
     for residency in ("stream", "features"):
         variant = loaded.model_copy(update={"data": loaded.data.model_copy(update={"residency": residency})})
