@@ -50,6 +50,7 @@ def test_umxhq_is_registered_with_the_published_files_and_downloads_nothing_to_r
 
 
 def test_an_unreachable_download_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEPKIT_CACHE_DIR", str(tmp_path / "cache"))  # the session cache holds other tests' models
     sf.write(tmp_path / "song.wav", np.zeros((800, 2), dtype=np.float32), TINY_RATE)
     _local_umxhq(monkeypatch, checkpoints(tmp_path, published.TARGETS), url="http://127.0.0.1:9/{name}")
     with use_plugins(entry_points=True):
