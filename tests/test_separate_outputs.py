@@ -317,6 +317,27 @@ def test_inputs_and_existing_outputs_are_checked_before_the_model_loads(run_cli,
     assert (tmp_path / "out" / "song" / "vocals.wav").read_bytes() == b"keep me"
 
 
+def test_no_usable_input_fails_before_any_download_or_model_load(run_cli, builtins, tmp_path, monkeypatch):
+    import sepkit.model
+    import sepkit.models
+
+    monkeypatch.setattr(sepkit.model, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(sepkit.models, "resolve_model", lambda *a, **k: pytest.fail("the model was resolved"))
+    (tmp_path / "empty").mkdir()
+    url = "http://127.0.0.1:9/never.safetensors#sha256=" + "0" * 64  # would fail if it were tried
+    result = run_cli("separate", tmp_path / "missing.wav", tmp_path / "empty", "-m", url, "-o", tmp_path / "out", "--json")
+    assert result.exit_code == 1
+    assert [line for line in result.stderr.splitlines() if line] == [
+        f"error: {tmp_path / 'missing.wav'}: no such file or folder",
+        f"error: {tmp_path / 'empty'}: no audio files in this folder",
+    ]
+    report = json.loads(result.stdout)
+    assert report["failed"] == 2 and report["model"] == url and report["device"] is None
+    assert not report["default_model"] and not (tmp_path / "out").exists()
+    plain = run_cli("separate", tmp_path / "missing.wav", "-o", tmp_path / "out", "--json")
+    assert plain.exit_code == 1 and json.loads(plain.stdout)["default_model"] is True
+
+
 def test_shifts_average_passes_deterministically(default_model):
     import sepkit
 

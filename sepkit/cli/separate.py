@@ -148,8 +148,11 @@ def run_separate(
     files, results = _check_inputs(inputs)
     for result in results:
         _print_error(errors, result.error)
-
     from ..models import DEFAULT_MODEL, peek_header, resolve_model
+
+    if not files:  # nothing to separate: no download, no model load
+        _report(results, model_path or DEFAULT_MODEL, (model_path or DEFAULT_MODEL) == DEFAULT_MODEL, None, out_dir, as_json)
+        raise typer.Exit(1)
 
     with download_progress(errors) as progress:
         resolved = resolve_model(model_path, progress=progress)
@@ -394,7 +397,7 @@ def _separate_all(
 
 
 def _report(
-    results: list["FileResult"], model_path: Path, is_default: bool, model: "Model | None", out_dir: Path, as_json: bool
+    results: list["FileResult"], model_path: "Path | str", is_default: bool, model: "Model | None", out_dir: Path, as_json: bool
 ) -> None:
     if as_json:
         typer.echo(json.dumps(
