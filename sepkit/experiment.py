@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sys
+import tomllib
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .device import resolve_device
 from .errors import SepkitError
 from .io import write_text
 from .lock import LOCK_FILE, RunLock
+from .model import load_model
 from .recipe import LoadedRecipe
-from .recipe.dump import dumps_toml, resolved_dict
+from .recipe.dump import dumps_toml
+from .recipe.resolve import resolve, resolve_stored, without_placement
 from .recipe.schema import Recipe
+from .training.distributed import init_from_environment
+from .training.selection import RULES, rule_file
+from .training.state import read_counters
+from .training.trainer import MODEL_FILE, STATE_FILE, Trainer
 
 RESOLVED = "recipe.resolved.toml"
 SEED_FOLDER = "seed-{}"
@@ -88,29 +97,6 @@ def plan_runs(
     ]
 
 
-def _comparable(recipe_data: dict[str, Any]) -> dict[str, Any]:
-    """What must match for a folder to hold "the same run": everything but where it runs (the device,
-    and where the training data live: data.residency and data.memory_budget)."""
-    data = json.loads(json.dumps(recipe_data))
-    data.get("training", {}).pop("device", None)
-    for key in ("residency", "memory_budget"):
-        data.get("data", {}).pop(key, None)
-    return data
-
-
-def _with_current_defaults(previous: dict[str, Any]) -> dict[str, Any]:
-    """A folder's resolved recipe as this version of sepkit would write it (keys added since filled in
-    with their defaults), so that upgrading sepkit does not make a run "another recipe"."""
-    from .errors import RecipeError
-    from .recipe import recipe_from_dict
-
-    try:
-        recipe = recipe_from_dict(previous, check_data=False).base
-    except (RecipeError, SepkitError):
-        return previous
-    return json.loads(json.dumps(resolved_dict(recipe)))
-
-
 def holds_run(folder: Path) -> bool:
     """True when training has saved something in ``folder`` (a state or a model)."""
     return any((folder / name).exists() for name in TRAINED)
@@ -150,12 +136,10 @@ def _contents(folder: Path) -> list[Path]:
 def prepare_output(out: Path, recipe: Recipe, *, resume: bool, overwrite: bool) -> None:
     """Refuse to mix runs: a folder holding another run is only reused with --resume (same recipe)
     or emptied with --overwrite. A folder where training never saved anything is no run."""
-    import tomllib
-
     if out.exists() and not out.is_dir():
         raise SepkitError(f"{out}: exists and is not a folder")
     resolved_path = out / RESOLVED
-    current = resolved_dict(recipe)
+    current = resolve(recipe)
     if resolved_path.exists() and not holds_run(out):
         _clear_failed_start(out)
     if resolved_path.exists():
@@ -163,7 +147,7 @@ def prepare_output(out: Path, recipe: Recipe, *, resume: bool, overwrite: bool) 
             previous = tomllib.loads(resolved_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise SepkitError(f"{resolved_path}: unreadable ({exc}); use --overwrite to start again") from None
-        same = _comparable(_with_current_defaults(previous)) == _comparable(json.loads(json.dumps(current)))
+        same = without_placement(resolve_stored(previous)) == without_placement(current)
         if overwrite:
             _clear(out)
         elif not same:
@@ -187,14 +171,13 @@ def prepare_output(out: Path, recipe: Recipe, *, resume: bool, overwrite: bool) 
 def experiment_identity(recipe: Recipe) -> dict[str, Any]:
     """What every run in one output folder shares: the base recipe (no variants), less where it
     runs and the seed (``--seeds`` runs of one recipe share a folder)."""
-    return _identity(resolved_dict(recipe))
+    return _identity(resolve(recipe))
 
 
 def _identity(resolved: dict[str, Any]) -> dict[str, Any]:
-    """A resolved recipe as an experiment identity, as this version of sepkit writes it."""
-    data = _comparable(_with_current_defaults(json.loads(json.dumps(resolved))))
-    data.get("training", {}).pop("seed", None)
-    return data
+    """A resolved recipe (or a stored identity) as an experiment identity, as this version of sepkit
+    resolves it."""
+    return without_placement(resolve_stored(resolved), ("training", "seed"))
 
 
 def _first_difference(a: Any, b: Any, prefix: str = "") -> str:
@@ -238,8 +221,6 @@ def claim_output(output_dir: Path, loaded: LoadedRecipe, replaced: list[Path]) -
                 f"{output_dir} holds the runs of {what} ({EXPERIMENT}); a folder holds one recipe's runs: {elsewhere}"
             )
     else:  # a folder of an older sepkit: its runs must be this recipe's
-        import tomllib
-
         for run in keep:
             try:
                 other = tomllib.loads((run / RESOLVED).read_text(encoding="utf-8")).get("name")
@@ -255,8 +236,6 @@ def claim_output(output_dir: Path, loaded: LoadedRecipe, replaced: list[Path]) -
 
 
 def _resume_line(label: str, state_path: Path) -> str:
-    from .training.state import read_counters
-
     c = read_counters(state_path)
     inside = f", {c['update_in_epoch']} updates into epoch {c['epoch'] + 1}" if c.get("update_in_epoch") else ""
     best = f"; best validation loss {c['best_validation']:.5f} at epoch {c['best_epoch']}" if c.get("best_validation") is not None else ""
@@ -281,9 +260,6 @@ def run_experiment(
     Under torchrun (``WORLD_SIZE`` above 1) every process calls this: the first one checks, locks
     and writes the output folders and evaluates, the others train with it (docs/scaling.md) and
     return no outcomes."""
-    from .device import resolve_device
-    from .training.distributed import init_from_environment
-
     dist = init_from_environment(resolve_device(device or loaded.base.training.device))
     if not dist.is_main:
         _follow_first_process(loaded, output_dir, dist, variant=variant, seeds=seeds, device=device, resume=resume)
@@ -381,8 +357,6 @@ def _train(
 ) -> VariantOutcome:
     """Train one run (resuming it if asked and it has a state), then evaluate it. Under torchrun
     every process trains; the others then wait while the first evaluates."""
-    from .training.trainer import STATE_FILE, Trainer
-
     label = name if seed is None else f"{name}/{SEED_FOLDER.format(seed)}"
     trainer = Trainer(recipe, out, variant=label, device=device, progress=progress)
     can_resume = resume and (out / STATE_FILE).exists()
@@ -402,9 +376,6 @@ def evaluate_variant(
     recipe: Recipe, out: Path, *, device: str | None = None, progress: bool = True, console: Any = None
 ) -> dict[str, Any]:
     from .evaluation import evaluate_recipe
-    from .model import load_model
-    from .training.trainer import MODEL_FILE
-
     device = device or recipe.training.device
     model = load_model(out / MODEL_FILE)
     summary = evaluate_recipe(model, recipe, out / "evaluation", device=device, progress=progress, console=console)
@@ -416,10 +387,6 @@ def evaluate_selection_rules(recipe: Recipe, out: Path, *, device: str | None = 
     """Score the model every selection rule kept (``evaluation-<rule>/``), quietly: ``sepkit report``
     shows what each rule would have given on the test set, so users see what selection costs."""
     from .evaluation import evaluate_recipe
-    from .model import load_model
-    from .training.selection import RULES, rule_file
-    from .training.trainer import MODEL_FILE
-
     scored = {_digest(out / MODEL_FILE): out / "evaluation"}
     for rule in RULES:
         path, folder = out / rule_file(rule), out / f"evaluation-{rule}"
@@ -434,8 +401,6 @@ def evaluate_selection_rules(recipe: Recipe, out: Path, *, device: str | None = 
 
 
 def _digest(path: Path) -> str:
-    import hashlib
-
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 

@@ -9,21 +9,34 @@ recipe and the weights are read with safetensors. See docs/model-files.md.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import torch
+from pydantic import ValidationError
+from safetensors import safe_open
+from safetensors.torch import load_file, save
+
+from . import __version__
+from .build import build_representation, build_separator
+from .device import resolve_device
 from .errors import PluginError, SepkitError
+from .io import write_bytes
+from .plugins import registry
+from .recipe.load import format_validation_error
+from .recipe.resolve import resolve
+from .recipe.schema import Recipe
+from .separation.defaults import DEFAULT_PRECISION
+from .separation.engine import BLOCK_SECONDS, DEFAULT_CHUNK_SECONDS, EngineOptions, PipelineSpec, output_names, run_pipeline
+from .separation.windows import DEFAULT_OVERLAP
 
 if TYPE_CHECKING:
-    import numpy as np
-    import torch
-
-    from .recipe.schema import Recipe
     from .representation import Representation
-    from .separation.engine import EngineOptions, PipelineSpec
     from .separator import Separator
 
 #: Written as the ``format`` metadata key; a safetensors file without it is not a sepkit model.
@@ -38,18 +51,12 @@ MODEL_KINDS = ("representation", "separator")
 # -- saving ----------------------------------------------------------------------------------------
 
 
-def resolved_recipe(recipe: "Recipe") -> dict[str, Any]:
-    """The recipe as JSON data, with every default of the representation and separator written out
-    (so that a plugin changing a default later does not change a saved model) and no variants."""
-    data = recipe.model_dump(mode="json")
-    data["variants"] = {}
-    for kind in MODEL_KINDS:
-        spec = getattr(recipe, kind)
-        try:
-            config = spec.config.model_dump(mode="json")
-        except RuntimeError:  # not validated against its Config: keep what the recipe says
-            continue
-        data[kind] = {"type": spec.type, **config}
+def storable_recipe(recipe: "Recipe") -> dict[str, Any]:
+    """The recipe as a model file stores it: resolved (every default written out, so that a plugin
+    changing a default later does not change a saved model), without variants, and without
+    ``separator.init`` (a path on the training machine, and loading must never read another file)."""
+    data = {**resolve(recipe), "variants": {}}
+    data["separator"] = {k: v for k, v in data["separator"].items() if k != "init"}
     return data
 
 
@@ -57,9 +64,6 @@ def model_header(
     recipe: "Recipe", representation: "Representation", separator: "Separator", metadata: dict[str, Any] | None = None
 ) -> dict[str, str]:
     """The safetensors metadata of a model file (all values are strings)."""
-    from . import __version__
-    from .plugins import registry
-
     components = {}
     for kind, obj in (("representation", representation), ("separator", separator)):
         name = getattr(recipe, kind).type
@@ -93,7 +97,7 @@ def model_header(
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
         "sepkit_version": __version__,
-        "recipe": json.dumps(resolved_recipe(recipe), sort_keys=True),
+        "recipe": json.dumps(storable_recipe(recipe), sort_keys=True),
         "components": json.dumps(components, sort_keys=True),
         "sources": json.dumps(list(recipe.sources)),
         "sample_rate": str(recipe.audio.sample_rate),
@@ -115,9 +119,6 @@ def save_model(
     ``metadata`` is any JSON data (e.g. training metrics); the key ``channel_mode`` (``per-channel``
     or ``downmix``) sets how a mono model treats multichannel input by default.
     """
-    import torch
-    from safetensors.torch import save
-
     path = Path(path)
     header = model_header(recipe, representation, separator, metadata)
     tensors: dict[str, torch.Tensor] = {}
@@ -126,7 +127,6 @@ def save_model(
             raise SepkitError(f"save_model: state entry '{name}' is a {type(value).__name__}; only tensors can be saved")
         # clone: no shared storage (safetensors refuses it); contiguous: channels-last weights too
         tensors[name] = value.detach().to("cpu").clone().contiguous()
-    from .io import write_bytes
 
     return write_bytes(path, save(tensors, metadata=header))
 
@@ -136,8 +136,6 @@ def save_model(
 
 def read_header(path: str | os.PathLike[str]) -> dict[str, str]:
     """The metadata of a model file, checked to be a sepkit model (no tensor is read)."""
-    from safetensors import safe_open
-
     path = Path(path)
     if not path.exists():
         raise SepkitError(f"{path}: no such model file")
@@ -202,12 +200,6 @@ def model_recipe(data: dict[str, Any], *, components: dict[str, Any] | None = No
     ``components`` (the provenance stored in a model file) lets the error for a missing plugin name
     the distribution and version that provided it.
     """
-    from pydantic import ValidationError
-
-    from .plugins import registry
-    from .recipe.load import format_validation_error
-    from .recipe.schema import Recipe
-
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:
@@ -220,7 +212,7 @@ def model_recipe(data: dict[str, Any], *, components: dict[str, Any] | None = No
             raise _missing_component(kind, spec.type, provenance)
         entry = registry(kind).get(spec.type)
         try:
-            spec._config = entry.cls.parse_config(spec.params)
+            spec.bind(entry.cls)
         except ValidationError as exc:
             raise SepkitError(
                 f"{where}: the stored {kind} '{spec.type}' settings do not fit the installed {entry.provider} "
@@ -246,8 +238,6 @@ def check_header(header: dict[str, str], recipe: "Recipe", path: Path) -> None:
 def check_finite(state: dict[str, "torch.Tensor"], path: Path) -> None:
     """NaN or infinite weights (a diverged run, a damaged file) are refused when the model loads,
     not discovered as NaN stems."""
-    import torch
-
     bad = {name: int((~torch.isfinite(t)).sum()) for name, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()}
     if bad:
         count = sum(bad.values())
@@ -264,11 +254,6 @@ def load_model(path: str | os.PathLike[str], *, device: "str | torch.device" = "
     Every problem (missing file, not safetensors, not a sepkit model, a component whose plugin is
     not installed, weights that do not fit) is a one-line :class:`SepkitError` naming the file.
     """
-    from safetensors.torch import load_file
-
-    from .build import build_representation, build_separator
-    from .device import resolve_device
-
     path = Path(path)
     target = resolve_device(device)  # an unavailable device fails before any work
     header = read_header(path)
@@ -315,7 +300,6 @@ class Model:
     ``metadata`` is the caller's metadata stored at save time (training metrics...); ``components``
     names each component and the distribution that provided it; ``recipe`` is the resolved recipe.
     """
-
     def __init__(
         self,
         *,
@@ -363,10 +347,6 @@ class Model:
         On the CPU the separator's weights are stored channels-last, which makes 2-D convolutions
         about twice as fast there; results are unchanged up to float rounding.
         """
-        import torch
-
-        from .device import resolve_device
-
         device = resolve_device(device)
         self.separator.to(device)
         if device.type == "cpu":
@@ -391,12 +371,6 @@ class Model:
         ``after``: the other fields of :class:`~sepkit.separation.engine.EngineOptions`
         (``high_band``, ``two_stems``, ``silence_db``, ``shifts``, ``seed``).
         """
-        import dataclasses
-
-        from .separation.defaults import DEFAULT_PRECISION
-        from .separation.engine import DEFAULT_CHUNK_SECONDS, EngineOptions
-        from .separation.windows import DEFAULT_OVERLAP
-
         known = {f.name for f in dataclasses.fields(EngineOptions)}
         unknown = sorted(set(after) - known)
         if unknown:
@@ -412,7 +386,6 @@ class Model:
         )
 
     def pipeline_spec(self) -> "PipelineSpec":
-        from .separation.engine import PipelineSpec
 
         return PipelineSpec(
             representation=self.representation,
@@ -445,11 +418,6 @@ class Model:
         :class:`~sepkit.separation.engine.EngineOptions`. This is the model's own estimate
         (``high_band="drop"``); :func:`sepkit.separate` returns stems that add up to the input.
         """
-        import numpy as np
-        import torch
-
-        from .separation.engine import BLOCK_SECONDS, output_names, run_pipeline
-
         if isinstance(waveform, torch.Tensor):
             waveform = waveform.detach().to("cpu").numpy()
         audio = np.asarray(waveform)

@@ -15,7 +15,11 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from safetensors.torch import load_file
+
 from .errors import SepkitError
+from .model import model_recipe, read_header
+from .recipe.resolve import resolve
 
 if TYPE_CHECKING:
     from .recipe.schema import Recipe
@@ -35,27 +39,24 @@ def _stored(header: dict[str, str], key: str, path: Path) -> Any:
 
 def initialise_separator(separator: "Separator", recipe: "Recipe", path: str | Path) -> None:
     """Load the separator weights of the model file ``path`` into ``separator`` (built from ``recipe``)."""
-    from safetensors.torch import load_file
-
-    from .model import read_header, resolved_recipe
-
     path = Path(path).expanduser()
     try:
         header = read_header(path)
     except SepkitError as exc:
         raise SepkitError(f"separator.init: {exc}") from None
     stored = _stored(header, "recipe", path)
-    ours = resolved_recipe(recipe)
     checks = [
         ("separator type", stored.get("separator", {}).get("type"), recipe.separator.type),
         ("sources", stored.get("sources"), list(recipe.sources)),
         ("channels", stored.get("audio", {}).get("channels"), recipe.audio.channels),
         ("sample rate", stored.get("audio", {}).get("sample_rate"), recipe.audio.sample_rate),
-        ("representation", stored.get("representation"), ours["representation"]),
     ]
     for what, theirs, wanted in checks:
         if theirs != wanted:
             raise _fail(path, f"{what} {_short(theirs)} in the model file, {_short(wanted)} in this recipe")
+    theirs, wanted = _representation(stored, path), resolve(recipe)["representation"]
+    if theirs != wanted:
+        raise _fail(path, f"representation {_short(theirs)} in the model file, {_short(wanted)} in this recipe")
     try:
         state = load_file(str(path), device="cpu")
     except Exception as exc:  # safetensors raises its own types for damaged files
@@ -70,3 +71,12 @@ def initialise_separator(separator: "Separator", recipe: "Recipe", path: str | P
 def _short(value: Any) -> str:
     text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else repr(value)
     return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _representation(stored: dict[str, Any], path: Path) -> Any:
+    """The model file's representation as this sepkit resolves it (a file written before a default
+    was added compares equal to a recipe that states it)."""
+    try:
+        return resolve(model_recipe(stored, where=str(path)))["representation"]
+    except SepkitError:
+        return stored.get("representation")

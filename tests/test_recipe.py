@@ -241,14 +241,15 @@ def test_resolved_recipe_round_trips_through_toml():
     import tomllib
 
     from sepkit.recipe import recipe_from_dict
-    from sepkit.recipe.dump import dumps_toml, resolved_dict
+    from sepkit.recipe.dump import dumps_toml
+    from sepkit.recipe.resolve import resolve
 
     for path in ("singing_voice.toml", "demo.toml"):
         for recipe in load_recipe(REPO / "recipes" / path).variants.values():
-            data = resolved_dict(recipe)
+            data = resolve(recipe)
             again = recipe_from_dict(tomllib.loads(dumps_toml(data)), check_data=False).base
-            assert resolved_dict(again) == data
+            assert resolve(again) == data
     recipe = load_recipe(REPO / "recipes" / "demo.toml", ["training.loudness_augmentation=false", "variants.both-critics.critics.vocals.crop=false"]).variants["both-critics"]
     assert recipe.training.loudness_augmentation is None and recipe.critics["vocals"].config.crop is None
-    again = recipe_from_dict(tomllib.loads(dumps_toml(resolved_dict(recipe))), check_data=False).base
+    again = recipe_from_dict(tomllib.loads(dumps_toml(resolve(recipe))), check_data=False).base
     assert again.training.loudness_augmentation is None and again.critics["vocals"].config.crop is None

@@ -15,7 +15,7 @@ import pytest
 from sepkit.errors import SepkitError
 from sepkit.experiment import RESOLVED, parse_seeds, plan_runs, with_seed
 from sepkit.recipe import load_recipe
-from sepkit.recipe.dump import resolved_dict
+from sepkit.recipe.resolve import resolve
 from sepkit.report import aggregate, find_runs, markdown, read_run, subsets, table_rows, to_json
 
 SQRT2 = math.sqrt(2.0)
@@ -524,7 +524,7 @@ def test_plan_runs_is_seed_major_with_one_folder_per_variant_and_seed(tmp_path, 
     ]
     for name, seed, recipe, _ in plan:
         assert recipe.training.seed == seed
-        assert _without_seed(resolved_dict(recipe)) == _without_seed(resolved_dict(loaded.variants[name]))
+        assert _without_seed(resolve(recipe)) == _without_seed(resolve(loaded.variants[name]))
     assert loaded.variants["baseline"].training.seed == 7  # the loaded recipe is left alone
 
     only = plan_runs(loaded, out, variant="critic", seeds=[0, 1])

@@ -13,7 +13,8 @@ from sepkit.errors import SepkitError
 from sepkit.model import save_model
 from sepkit.plugins import use_plugins
 from sepkit.recipe import load_recipe
-from sepkit.recipe.dump import dumps_toml, resolved_dict
+from sepkit.recipe.dump import dumps_toml
+from sepkit.recipe.resolve import resolve
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def test_the_separator_starts_from_the_model_files_weights(plugins, tmp_path):
     built = build_separator(loaded, build_representation(loaded))
     expected = separator.state_dict()
     assert all(torch.equal(built.state_dict()[k], expected[k]) for k in expected)
-    assert resolved_dict(loaded)["separator"]["init"] == loaded.separator.init  # the run folder records it
+    assert resolve(loaded)["separator"]["init"] == loaded.separator.init  # the run folder records it
     # ...but a model file trained from it does not need it
     save_model(tmp_path / "trained.safetensors", recipe=loaded, representation=build_representation(loaded), separator=built)
     from safetensors import safe_open

@@ -1,43 +1,10 @@
-"""A resolved recipe as plain data and as TOML (every default filled in), for run folders and models."""
+"""Writing a resolved recipe (:func:`sepkit.recipe.resolve.resolve`) as TOML, for run folders."""
 
 from __future__ import annotations
 
 import json
 import math
 from typing import Any
-
-from .schema import ComponentSpec, Recipe
-
-
-def resolved_dict(recipe: Recipe) -> dict[str, Any]:
-    """The recipe with each component table expanded to its full validated config (no variants)."""
-
-    def spec(s: ComponentSpec) -> dict[str, Any]:
-        values = s.config.model_dump(mode="json")
-        fields = type(s.config).model_fields
-        # None whose default is None is left out (TOML has no null); other Nones are written false.
-        values = {k: v for k, v in values.items() if not (v is None and fields[k].default is None)}
-        return {"type": s.type, **values}
-
-    data = recipe.model_dump(mode="json", exclude={"variants", "representation", "separator", "critics", "divergence", "data"})
-    data["representation"] = spec(recipe.representation)
-    data["separator"] = spec(recipe.separator)
-    if recipe.separator.init is not None:  # where training started from (model files do not keep it)
-        data["separator"]["init"] = recipe.separator.init
-    data["divergence"] = spec(recipe.divergence)
-    data["critics"] = {k: spec(v) for k, v in recipe.critics.items()}
-    d = recipe.data
-    data["data"] = {
-        "paired": [spec(s) for s in d.paired],
-        "mixtures": [spec(s) for s in d.mixtures],
-        "solo": {k: [spec(s) for s in v] for k, v in d.solo.items()},
-        "validation": [spec(s) for s in d.validation],
-        "test": [spec(s) for s in d.test],
-        "residency": d.residency,
-    }
-    if d.memory_budget is not None:
-        data["data"]["memory_budget"] = d.memory_budget
-    return data
 
 
 def _value(value: Any) -> str:

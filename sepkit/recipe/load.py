@@ -216,7 +216,7 @@ def validate_components(recipe: Recipe, prefix: str = "") -> None:
                 raise RecipeError(f"{prefix}{location}.type: {exc}") from None
             raise
         try:
-            spec._config = entry.cls.parse_config(spec.params)
+            spec.bind(entry.cls)
         except ValidationError as exc:
             raise RecipeError(
                 f"{prefix}{location}.{format_validation_error(exc)} ({spec.kind} '{spec.type}')"

@@ -23,19 +23,21 @@ from pydantic import (
     model_validator,
 )
 
-from ..component import ComponentConfig, TomlOptional
+from ..component import Component, ComponentConfig, TomlOptional
 
 SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Validated once, then never changed: code that needs another value makes a copy."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ComponentSpec(BaseModel):
     """``type = "<registered name>"`` plus that component's own settings."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", frozen=True)
     kind: ClassVar[str] = ""
 
     type: str = Field(description="Registered name of the component (see `sepkit plugins`).")
@@ -44,6 +46,15 @@ class ComponentSpec(BaseModel):
     @property
     def params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+    def bind(self, component: type[Component]) -> None:
+        """Parse this table with the registered class's ``Config``, once, when the recipe is
+        validated; components are then built from the parsed config (no second validation)."""
+        self._config = component.parse_config(self.params)
+
+    @property
+    def is_bound(self) -> bool:
+        return self._config is not None
 
     @property
     def config(self) -> ComponentConfig:
