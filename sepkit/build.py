@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .plugins import registry
+from .warm_start import initialise_separator
 
 if TYPE_CHECKING:
     from .critic import Critic
@@ -36,8 +37,6 @@ def build_separator(recipe: "Recipe", representation: "Representation", *, initi
     )
     separator.bind_representation(representation)
     if spec.init is not None and initialise:
-        from .warm_start import initialise_separator
-
         initialise_separator(separator, recipe, spec.init)
     return separator
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from safetensors.torch import load_file
 
 from .errors import SepkitError
-from .model import model_recipe, read_header
+from .model_file import model_recipe, read_header
 from .recipe.resolve import resolve
 
 if TYPE_CHECKING:
