@@ -169,7 +169,6 @@ class Model:
         )
 
     def pipeline_spec(self) -> "PipelineSpec":
-
         return PipelineSpec(
             representation=self.representation,
             separator=self.separator,

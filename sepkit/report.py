@@ -24,6 +24,7 @@ import numpy as np
 from .errors import SepkitError
 from .experiment import EXPERIMENT, RESOLVED, SEED_FOLDER
 from .training.journal import read_jsonl
+from .training.selection import RULES
 
 SEED_PATTERN = re.compile("^" + SEED_FOLDER.format(r"(\d+)") + "$")
 ALL = "All"
@@ -108,8 +109,6 @@ def find_runs(root: str | Path, evaluation: str = "evaluation") -> list[RunRecor
 def selection_rules(root: str | Path, *, reference: str | None, order: list[str] | None) -> dict[str, dict[str, Any]]:
     """One report per model-selection rule whose models were scored (``evaluation-<rule>/``, written
     by ``sepkit run``): what each rule would have given on the test set."""
-    from .training.selection import RULES
-
     reports = {}
     for rule in RULES:
         runs = [r for r in find_runs(root, f"evaluation-{rule}") if r.scores]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..build import build_datasets
 from .derive import role_stems
 from .loading import LoadResult, load_tracks
 
@@ -26,8 +27,6 @@ def load_role(
     """Every track of ``role`` (for ``solo``, of ``source``'s recordings) as ``[S, C, L]`` arrays with
     the stems of :func:`~sepkit.data.derive.role_stems`, at the recipe's rate, channels and clipping
     (``lazy``: left in the audio cache, see :func:`~sepkit.data.loading.load_tracks`)."""
-    from ..build import build_datasets
-
     datasets = build_datasets(recipe, role, source)
     stems = role_stems(role, list(recipe.sources), source)
     return load_tracks(

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..build import build_critics, build_representation, build_separator
 from .load import LoadedRecipe
 
 
 def summarise(loaded: LoadedRecipe) -> dict[str, Any]:
     """Build every variant's networks (on the CPU, no data) and describe them."""
-    from ..build import build_critics, build_representation, build_separator
-
     variants: dict[str, Any] = {}
     for name, recipe in loaded.variants.items():
         representation = build_representation(recipe)
