@@ -11,21 +11,20 @@ from __future__ import annotations
 import os  # noqa: F401 (os.PathLike in annotations)
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
+import torch
 
 from .errors import SepkitError
-
-if TYPE_CHECKING:
-    import numpy as np
-    import torch
-
-    from .model import Model
+from .model import Model
+from . import models  # models.load_model looked up at each call (a patched loader is used)
 
 __all__ = ["separate"]
 
 #: Models loaded by name or path, kept for the next call (the least recently used one goes first).
 _CACHE_SIZE = 2
-_loaded: "OrderedDict[tuple[str, int, int, str], Model]" = OrderedDict()
+_loaded: OrderedDict[tuple[str, int, int, str], Model] = OrderedDict()
 
 
 def separate(
@@ -52,32 +51,26 @@ def separate(
     ``overlap``, ``batch_size``, ``wiener``, ``channel_mode``, ``precision``, ``silence_db``,
     ``chunk_seconds``, ``seed``: those of :class:`sepkit.separation.engine.EngineOptions`.
     """
-    import numpy as np
-
     is_tensor, where, dtype, array = _as_array(audio)
     if array.ndim not in (1, 2, 3):
         raise SepkitError(
             f"sepkit.separate expects [channels, samples], [batch, channels, samples] or [samples], got shape {list(array.shape)}"
         )
     loaded = _model(model, device or (str(where) if is_tensor else "cpu"))
+    engine = loaded.options(high_band=high_band, **options)  # checked once, used for every item
     items = array if array.ndim == 3 else array[None]
     results: dict[str, list[np.ndarray]] = {}
     for item in items:
-        stems = loaded.separate(item, sample_rate, high_band=high_band, **options)
+        stems = loaded.separate(item, sample_rate, options=engine)
         for name, stem in stems.items():
             results.setdefault(name, []).append(stem)
     stacked = {name: np.stack(parts) if array.ndim == 3 else parts[0] for name, parts in results.items()}
     return {name: _like(stem, is_tensor, where, dtype) for name, stem in stacked.items()}
 
 
-def _as_array(audio: Any) -> tuple[bool, Any, Any, "np.ndarray"]:
+def _as_array(audio: Any) -> tuple[bool, Any, Any, np.ndarray]:
     """``(is a tensor, its device, its dtype, float32 numpy samples)``."""
-    import numpy as np
-
-    module = type(audio).__module__.split(".")[0]
-    if module == "torch":
-        import torch
-
+    if isinstance(audio, torch.Tensor):
         if not torch.is_floating_point(audio):
             raise SepkitError(
                 f"sepkit.separate expects floating-point samples in [-1, 1], got a {audio.dtype} tensor "
@@ -93,28 +86,23 @@ def _as_array(audio: Any) -> tuple[bool, Any, Any, "np.ndarray"]:
     return False, None, array.dtype, array.astype(np.float32, copy=False)
 
 
-def _like(stem: "np.ndarray", is_tensor: bool, device: Any, dtype: Any) -> "np.ndarray | torch.Tensor":
+def _like(stem: np.ndarray, is_tensor: bool, device: Any, dtype: Any) -> np.ndarray | torch.Tensor:
     if is_tensor:
-        import torch
-
         return torch.from_numpy(stem).to(device=device, dtype=dtype)
     return stem.astype(dtype, copy=False)
 
 
-def _model(model: Any, device: str) -> "Model":
+def _model(model: Any, device: str) -> Model:
     """A loaded model for ``model`` on ``device``, from the cache when the same file was loaded before."""
-    from .model import Model
-    from .models import load_model, resolve_model
-
     if isinstance(model, Model):
         return model  # the caller's model, on the device it put it on
-    path = resolve_model(model).path
+    path = models.resolve_model(model).path
     stat = Path(path).stat()
     key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, str(device))
     if key in _loaded:
         _loaded.move_to_end(key)
         return _loaded[key]
-    loaded = load_model(path, device=device)
+    loaded = models.load_model(path, device=device)
     _loaded[key] = loaded
     while len(_loaded) > _CACHE_SIZE:
         _loaded.popitem(last=False)

@@ -375,10 +375,11 @@ def _train(
 def evaluate_variant(
     recipe: Recipe, out: Path, *, device: str | None = None, progress: bool = True, console: Any = None
 ) -> dict[str, Any]:
-    from .evaluation import evaluate_recipe
+    from .evaluation import EvaluationOptions, evaluate_recipe
     device = device or recipe.training.device
     model = load_model(out / MODEL_FILE)
-    summary = evaluate_recipe(model, recipe, out / "evaluation", device=device, progress=progress, console=console)
+    summary = evaluate_recipe(model, recipe, out / "evaluation", EvaluationOptions(device=device), progress=progress,
+                              console=console)
     evaluate_selection_rules(recipe, out, device=device)
     return summary
 
@@ -386,7 +387,7 @@ def evaluate_variant(
 def evaluate_selection_rules(recipe: Recipe, out: Path, *, device: str | None = None) -> None:
     """Score the model every selection rule kept (``evaluation-<rule>/``), quietly: ``sepkit report``
     shows what each rule would have given on the test set, so users see what selection costs."""
-    from .evaluation import evaluate_recipe
+    from .evaluation import EvaluationOptions, evaluate_recipe
     scored = {_digest(out / MODEL_FILE): out / "evaluation"}
     for rule in RULES:
         path, folder = out / rule_file(rule), out / f"evaluation-{rule}"
@@ -396,7 +397,7 @@ def evaluate_selection_rules(recipe: Recipe, out: Path, *, device: str | None = 
         if digest in scored:  # the same epoch's model: the same scores
             shutil.copytree(scored[digest], folder, dirs_exist_ok=True)
         else:
-            evaluate_recipe(load_model(path), recipe, folder, device=device, progress=False, console=None)
+            evaluate_recipe(load_model(path), recipe, folder, EvaluationOptions(device=device), progress=False, console=None)
             scored[digest] = folder
 
 

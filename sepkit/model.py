@@ -190,6 +190,7 @@ class Model:
         channel_mode: str | None = None,
         chunk_seconds: float | None = None,
         precision: str | None = None,
+        options: EngineOptions | None = None,
         **after: Any,
     ) -> dict[str, "np.ndarray"]:
         """``[C, L]`` (or ``[L]``) audio at ``sample_rate`` -> ``{source: float32 [C, L]}`` (or ``[L]``)
@@ -199,6 +200,8 @@ class Model:
         paper's non-overlapping windows); the other options are those of
         :class:`~sepkit.separation.engine.EngineOptions`. This is the model's own estimate
         (``high_band="drop"``); :func:`sepkit.separate` returns stems that add up to the input.
+        ``options``: engine options made once by :meth:`options`, used as they are (instead of the
+        keywords), for callers that separate many inputs the same way.
         """
         if isinstance(waveform, torch.Tensor):
             waveform = waveform.detach().to("cpu").numpy()
@@ -217,10 +220,13 @@ class Model:
         if length == 0 or channels == 0:
             raise SepkitError(f"separate: the waveform {list(audio.shape)} has no samples")
         block = max(1, int(BLOCK_SECONDS * sample_rate))
-        options = self.options(
-            overlap=overlap, batch_size=batch_size, wiener=wiener, channel_mode=channel_mode,
-            chunk_seconds=chunk_seconds, precision=precision, **after,
-        )
+        if options is None:
+            options = self.options(
+                overlap=overlap, batch_size=batch_size, wiener=wiener, channel_mode=channel_mode,
+                chunk_seconds=chunk_seconds, precision=precision, **after,
+            )
+        elif after or wiener or any(v is not None for v in (overlap, batch_size, channel_mode, chunk_seconds, precision)):
+            raise SepkitError("Model.separate: give either options= or the option keywords, not both")
         names = output_names(self.sources, options)
         outputs = {s: np.empty((channels, length), dtype=np.float32) for s in names}
         position = 0

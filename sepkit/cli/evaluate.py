@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from ..evaluation import EvaluationOptions
 
 HELP = "\n\n".join([
     "Separate every test track with a model and score it (BSS Eval).",
@@ -43,7 +46,11 @@ def register(app: typer.Typer) -> None:
         out_dir: Optional[Path] = typer.Option(
             None, "--output", "-o", metavar="DIR", help="Where results go (default: <model folder>/evaluation)."
         ),
-        jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Tracks scored in parallel (worker processes)."),
+        jobs: int = typer.Option(
+            1, "--jobs", "-j", min=1,
+            help="Worker processes, each loading the model once and separating and scoring its share of the tracks "
+            "with its share of the threads (under torchrun: per process; docs/scaling.md).",
+        ),
         save_estimates: bool = typer.Option(
             False, "--save-estimates", help="Also write DIR/<track>/<source>-reference.wav and -estimate.wav as scored."
         ),
@@ -62,9 +69,15 @@ def register(app: typer.Typer) -> None:
         if compare:
             run_compare(targets or [], statistic=statistic, as_json=as_json)
             return
+        from ..evaluation.options import EvaluationOptions, OptionError
+
+        try:
+            options = EvaluationOptions(protocol=protocol, fast=fast, jobs=jobs, save_estimates=save_estimates, device=device)
+        except OptionError as exc:
+            raise exc.on_command_line() from None
         run_evaluate(
-            targets or [], model_path=model_path, datasets=datasets, variant=variant, protocol=protocol, out_dir=out_dir,
-            jobs=jobs, save_estimates=save_estimates, fast=fast, device=device, overlap=overlap, as_json=as_json, precision=precision,
+            targets or [], model_path=model_path, datasets=datasets, variant=variant, out_dir=out_dir, options=options,
+            overlap=overlap, precision=precision, as_json=as_json,
         )
 
 
@@ -89,20 +102,45 @@ def run_evaluate(
     model_path: Path | None,
     datasets: list[str],
     variant: str | None,
-    protocol: str | None,
     out_dir: Path | None,
-    jobs: int,
-    save_estimates: bool,
-    fast: bool,
-    device: str,
+    options: "EvaluationOptions",
     overlap: float | None,
+    precision: str,
     as_json: bool,
-    precision: str = "fp32",
 ) -> None:
+    """Check the request, load the model, then the one evaluation of sepkit (``evaluate_recipe``)."""
     from rich.console import Console
 
+    from ..evaluation import engine_options, evaluate_recipe
+    from ..model import load_model
+    from ..sharding import shard_from_environment
+
+    recipe_path = _check_request(targets, model_path, datasets)
+    assert model_path is not None
+    specs = [_dataset_spec(spec) for spec in datasets]  # checked before the model is loaded
+    shard = shard_from_environment()
+    model = load_model(model_path, device=_device(device_name=options.device, shard=shard))  # a missing plugin: named
+    recipe = _recipe(recipe_path, variant) if recipe_path is not None else model.recipe
+    engine = engine_options(model, recipe, overlap=overlap, precision=precision)  # every value checked here, once
+    test_sets = [cls(config, role="test", sources=list(model.sources)) for cls, config in specs] or None
+    options = options.with_default_protocol(recipe.evaluation.protocol)
+    if out_dir is None:
+        chosen = options.protocol
+        out_dir = model_path.parent / ("evaluation" if chosen == model.recipe.evaluation.protocol else f"evaluation-{chosen}")
+    console = Console(stderr=True) if as_json else Console()
+    summary = evaluate_recipe(model, recipe, out_dir, options, datasets=test_sets, engine=engine, console=console,
+                              progress=shard.is_main, shard=shard)
+    if shard.is_main:
+        console.print(f"results: {out_dir}", highlight=False)
+        if as_json:
+            typer.echo(json.dumps(_json_ready(summary), indent=2))
+    if summary.get("failed"):
+        raise typer.Exit(1)
+
+
+def _check_request(targets: list[str], model_path: Path | None, datasets: list[str]) -> Path | None:
+    """The recipe to use (None: --dataset); every contradiction in the arguments is one line."""
     from ..errors import SepkitError
-    from ..evaluation.protocols import PROTOCOLS
 
     if model_path is None:
         raise SepkitError("--model PATH is required (the model file to evaluate)")
@@ -113,48 +151,14 @@ def run_evaluate(
         raise SepkitError("give a recipe (its [[data.test]] sets are used) or --dataset TYPE:ROOT")
     if recipe_path is not None and datasets:
         raise SepkitError("give either a recipe or --dataset, not both")
-    if protocol is not None and protocol not in PROTOCOLS:
-        raise SepkitError(f"--protocol {protocol}: expected one of {', '.join(PROTOCOLS)}")
-    if overlap is not None and not 0.0 <= overlap < 1.0:
-        raise SepkitError(f"--overlap {overlap}: expected a fraction in [0, 1)")
-    from ..separation.defaults import check_precision_option
+    return recipe_path
 
-    check_precision_option(precision)
 
-    from ..model import load_model
+def _device(*, device_name: str | None, shard: Any) -> Any:
+    """Where the model runs: ``--device``, on the CUDA device of its local rank under torchrun."""
+    from ..device import resolve_device
 
-    specs = [_dataset_spec(spec) for spec in datasets]  # checked before the model is loaded
-    model = load_model(model_path, device=device)  # first: a missing plugin is named by its distribution
-    recipe = _recipe(recipe_path, variant) if recipe_path is not None else None
-    settings = (recipe or model.recipe).evaluation
-    chosen = protocol or settings.protocol
-    test_sets = _test_sets(recipe, specs, model.sources)
-    if out_dir is None:
-        out_dir = model_path.parent / ("evaluation" if chosen == model.recipe.evaluation.protocol else f"evaluation-{chosen}")
-    console = Console(stderr=True) if as_json else Console()
-    from ..evaluation.runner import evaluate_datasets
-
-    summary = evaluate_datasets(
-        model,
-        test_sets,
-        out_dir,
-        protocol=chosen,
-        jobs=jobs,
-        progress=True,
-        fast=fast,
-        save_estimates=save_estimates,
-        device=device,
-        clip=bool((recipe or model.recipe).audio.clip),
-        separate_options={
-            "overlap": settings.overlap if overlap is None else overlap, "batch_size": settings.batch_size, "precision": precision,
-        },
-        console=console,
-    )
-    console.print(f"results: {out_dir}", highlight=False)
-    if as_json:
-        typer.echo(json.dumps(_json_ready(summary), indent=2))
-    if summary.get("failed"):
-        raise typer.Exit(1)
+    return shard.device(resolve_device(device_name or "auto"))
 
 
 def _recipe(path: Path, variant: str | None) -> Any:
@@ -183,20 +187,6 @@ def _dataset_spec(spec: str) -> tuple[type, Any]:
     except ValidationError as exc:
         raise SepkitError(f"--dataset {spec}: {format_validation_error(exc)}") from None
     return cls, config
-
-
-def _test_sets(recipe: Any, specs: list[tuple[type, Any]], sources: list[str]) -> list[Any]:
-    """The recipe's [[data.test]] sets, or one dataset per --dataset."""
-    from ..errors import SepkitError
-
-    if recipe is not None:
-        from ..build import build_datasets
-
-        built = build_datasets(recipe, "test")
-        if not built:
-            raise SepkitError("the recipe has no [[data.test]] sets; add some or use --dataset TYPE:ROOT")
-        return built
-    return [cls(config, role="test", sources=list(sources)) for cls, config in specs]
 
 
 def _json_ready(data: Any) -> Any:

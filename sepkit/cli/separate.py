@@ -9,13 +9,13 @@ import contextlib
 import json
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 import typer
 
-from ..separation.defaults import DEFAULT_OVERLAP, SEPARATE_COMMAND_PRECISION
+from ..separation.defaults import DEFAULT_OVERLAP, SEPARATE_COMMAND_PRECISION, check_precision_option
 from ..separation.naming import DEFAULT_TEMPLATE
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ HELP = (
 
 
 def register(app: typer.Typer) -> None:
+    # Long but flat: one declaration per option (what --help shows), then the checked request.
     @app.command("separate", help=HELP)
     def separate(
         inputs: list[Path] = typer.Argument(..., metavar="INPUT...", help="Audio files and/or folders."),
@@ -91,14 +92,59 @@ def register(app: typer.Typer) -> None:
             "at a cost of about 0.02 dB SDR (docs/separate.md); auto picks bf16 where it is fast, else fp32.",
         ),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
+        jobs: int = typer.Option(
+            1, "--jobs", "-j", min=1,
+            help="Worker processes, each loading the model once and separating its share of the files with its share "
+            "of the threads (under torchrun: per process; docs/scaling.md).",
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print the results as JSON instead of a table."),
     ) -> None:
-        run_separate(
-            inputs, model_path=model_path, out_dir=out_dir, fmt=fmt.lower(), bit_depth=bit_depth, stems=stems,
-            device=device, overlap=overlap, wiener=wiener, channel_mode=channel_mode, batch_size=batch_size,
-            precision=precision, overwrite=overwrite, as_json=as_json, clip_mode=clip_mode, filename=filename,
-            two_stems=two_stems, high_band=high_band, shifts=shifts,
-        )
+        # every option is checked here, before any input is read or the model loads
+        output = OutputOptions(out_dir=out_dir, fmt=fmt.lower(), bit_depth=bit_depth, clip_mode=clip_mode,
+                               filename=filename, overwrite=overwrite)
+        engine = {
+            "overlap": overlap, "batch_size": batch_size, "wiener": wiener, "channel_mode": channel_mode,
+            "precision": check_precision_option(precision), "high_band": high_band, "two_stems": two_stems, "shifts": shifts,
+        }
+        request = SeparateRequest(model=model_path, output=output, stems=stems, engine=engine, device=device, jobs=jobs,
+                                  as_json=as_json)
+        run_separate(inputs, request)
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """Where and how the stems are written; checked when made (before anything slow)."""
+
+    out_dir: Path
+    fmt: str = "wav"
+    bit_depth: str | None = None
+    clip_mode: str = "rescale"
+    filename: str = DEFAULT_TEMPLATE
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        from ..errors import SepkitError
+        from ..separation.naming import check_template
+        from ..separation.output import check_clip_mode, output_subtype
+
+        check_clip_mode(self.clip_mode, output_subtype(self.fmt, self.bit_depth))
+        check_template(self.filename)
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise SepkitError(f"{self.out_dir}: the output folder is a file")
+
+
+@dataclass(frozen=True)
+class SeparateRequest:
+    """What ``sepkit separate`` was asked. ``engine``: the keywords of :meth:`Model.options`, made
+    into :class:`EngineOptions` (which checks them) once the model is known; ``stems``: ``a,b``."""
+
+    model: str | Path | None
+    output: OutputOptions
+    stems: str | None = None
+    engine: dict[str, Any] = field(default_factory=dict)
+    device: str = "auto"
+    jobs: int = 1
+    as_json: bool = False
 
 
 @dataclass
@@ -109,87 +155,99 @@ class Plan:
     targets: dict[str, Path]
 
 
-def run_separate(
-    inputs: list[Path],
-    *,
-    model_path: str | Path | None,
-    out_dir: Path,
-    fmt: str,
-    bit_depth: str | None,
-    stems: str | None,
-    device: str,
-    overlap: float,
-    wiener: bool,
-    channel_mode: str | None,
-    batch_size: int | None,
-    overwrite: bool,
-    as_json: bool,
-    precision: str = SEPARATE_COMMAND_PRECISION,
-    clip_mode: str = "rescale",
-    filename: str = DEFAULT_TEMPLATE,
-    two_stems: str | None = None,
-    high_band: str = "share",
-    shifts: int = 1,
-) -> None:
+def run_separate(inputs: list[Path], request: SeparateRequest) -> None:
+    """Check the inputs, load the model once, separate this process's share of the files, report.
+
+    Under torchrun every process checks and plans the same files (so the output names and the
+    refusals agree), waits for the others, separates every ``WORLD_SIZE``-th plan from its ``RANK``
+    on, and the first process prints the table of all.
+    """
     from rich.console import Console
 
-    from ..errors import SepkitError
-    from ..separation.defaults import check_precision_option
-    from ..separation.naming import check_template
-    from ..separation.output import check_clip_mode, output_subtype
+    from ..models import DEFAULT_MODEL
+    from ..sharding import shard_from_environment
 
-    errors = Console(stderr=True, highlight=False, soft_wrap=True)
-    # every option, then every input, before the (slow) model load
-    check_clip_mode(clip_mode, output_subtype(fmt, bit_depth))
-    check_template(filename)
-    check_precision_option(precision)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise SepkitError(f"{out_dir}: the output folder is a file")
+    shard = shard_from_environment()
+    say = _Say(Console(stderr=True, highlight=False, soft_wrap=True), shard.is_main)
     files, results = _check_inputs(inputs)
     for result in results:
-        _print_error(errors, result.error)
-    from ..models import DEFAULT_MODEL, peek_header, resolve_model
-
+        say.error(result.error)
+    named = request.model or DEFAULT_MODEL
     if not files:  # nothing to separate: no download, no model load
-        _report(results, model_path or DEFAULT_MODEL, (model_path or DEFAULT_MODEL) == DEFAULT_MODEL, None, out_dir, as_json)
+        _report(results, named, named == DEFAULT_MODEL, None, request, say)
         raise typer.Exit(1)
-
-    with download_progress(errors) as progress:
-        resolved = resolve_model(model_path, progress=progress)
-    is_default = resolved.name == DEFAULT_MODEL
-    model_path = resolved.path
-    sources = _header_sources(peek_header(model_path))
-    plans: list[Plan] = []
-    if sources is not None:  # a model file that says what it separates: the outputs are known now
-        names, wanted = _stem_names(sources, stems, two_stems, high_band)
-        plans = _plan(files, out_dir, filename, wanted, fmt, resolved.name or model_path.stem, overwrite, results, errors)
-        if not plans:
-            _report(results, model_path, is_default, None, out_dir, as_json)
-            raise typer.Exit(1)
-
-    from ..model import load_model
-
-    model = load_model(model_path, device=device)
-    names, wanted = _stem_names(model.sources, stems, two_stems, high_band)
-    if sources is None:
-        plans = _plan(files, out_dir, filename, wanted, fmt, resolved.name or model_path.stem, overwrite, results, errors)
-    options = model.options(
-        overlap=overlap, batch_size=batch_size, wiener=wiener, channel_mode=channel_mode, precision=precision,
-        high_band=high_band, two_stems=two_stems, shifts=shifts,
-    )
-    if wiener:
+    model, plans, is_default = _load_and_plan(files, request, shard, results, say)
+    options = model.options(**request.engine)  # the one check of the engine options
+    if options.wiener:
         from ..separation.wiener import check_wiener
 
         check_wiener(model.representation, model.recipe.representation.type)
-    errors.print(_describe(model, model_path, is_default), style="dim")
-    errors.print(_hears(model, options), style="dim")
-    if fmt == "opus":
-        errors.print("opus: stems of inputs at rates other than 8, 12, 16, 24 or 48 kHz are written at 48 kHz", style="dim")
-
-    results += _separate_all(model, plans, out_dir, fmt, bit_depth, overwrite, options, clip_mode, as_json, errors)
-    _report(results, model_path, is_default, model, out_dir, as_json)
+    devices = _devices(request, shard)
+    say.note(_describe(model, is_default, devices))
+    say.note(_hears(model, options))
+    if request.output.fmt == "opus":
+        say.note("opus: stems of inputs at rates other than 8, 12, 16, 24 or 48 kHz are written at 48 kHz")
+    shard.barrier()  # every process has checked its outputs before any process writes one
+    job = FileJob(request.output, options, protected=frozenset(p.resolve() for p in files))
+    done = _separate_all(model, shard.take(plans), job, request, devices, say)
+    results += [r for part in shard.gather(done) for r in part]
+    _report(results, model.path or named, is_default, devices, request, say)
     if any(r.error is not None for r in results):
         raise typer.Exit(1)
+
+
+class _Say:
+    """The console lines of a run; under torchrun only the first process prints what every process
+    would print alike (the checks of the inputs, the model), each process its own files' failures."""
+
+    def __init__(self, console: Any, is_main: bool) -> None:
+        self.console, self.is_main = console, is_main
+
+    def error(self, message: str | None, *, everywhere: bool = False) -> None:
+        if self.is_main or everywhere:
+            _print_error(self.console, message)
+
+    def note(self, message: str, *, style: str | None = "dim") -> None:
+        if self.is_main:
+            self.console.print(message, style=style)
+
+
+def _load_and_plan(
+    files: list[Path], request: SeparateRequest, shard: Any, results: list["FileResult"], say: _Say
+) -> tuple["Model", list[Plan], bool]:
+    """Resolve (download) and load the model, and plan every input's stem files: before the model
+    loads when the model file says what it separates, else right after."""
+    from ..model import load_model
+    from ..models import DEFAULT_MODEL, peek_header, resolve_model
+
+    with download_progress(say.console) as progress:
+        resolved = resolve_model(request.model, progress=progress)
+    is_default = resolved.name == DEFAULT_MODEL
+    name = resolved.name or resolved.path.stem
+    sources = _header_sources(peek_header(resolved.path))
+    plans: list[Plan] = []
+    if sources is not None:  # a model file that says what it separates: the outputs are known now
+        plans = _plan(files, request, sources, name, results, say)
+        if not plans:
+            _report(results, resolved.path, is_default, None, request, say)
+            raise typer.Exit(1)
+    # with worker processes the model here only answers questions: it stays on the CPU
+    model = load_model(resolved.path, device=_devices(request, shard)[0] if request.jobs == 1 else "cpu")
+    if sources is None:
+        plans = _plan(files, request, model.sources, name, results, say)
+    else:
+        _stem_names(model.sources, request)
+    return model, plans, is_default
+
+
+def _devices(request: SeparateRequest, shard: Any) -> list[str]:
+    """Where each worker separates (one entry without workers): ``--device``, the local rank's GPU
+    under torchrun, several GPUs shared out round robin over ``--jobs`` workers."""
+    from ..device import resolve_device
+    from ..sharding import worker_devices
+
+    device = shard.device(resolve_device(request.device))
+    return worker_devices(device, request.jobs) if request.jobs > 1 else [str(device)]
 
 
 @contextlib.contextmanager
@@ -244,22 +302,23 @@ def _header_sources(header: dict[str, str]) -> list[str] | None:
     return [str(s) for s in sources] if isinstance(sources, list) and sources else None
 
 
-def _stem_names(sources: list[str], stems: str | None, two_stems: str | None, high_band: str) -> tuple[list[str], list[str]]:
-    """What the model's outputs will be called and which of them are written; option errors name the sources."""
+def _stem_names(sources: list[str], request: SeparateRequest) -> list[str]:
+    """The stems written (the sources, or a source and ``no_<source>``); option errors name the sources."""
     from ..errors import SepkitError
     from ..separation.defaults import HIGH_BAND_MODES
 
+    high_band, two_stems = request.engine.get("high_band", "share"), request.engine.get("two_stems")
     if high_band not in HIGH_BAND_MODES and high_band not in sources:
         raise SepkitError(f"--high-band {high_band}: expected share, drop or one of the sources ({', '.join(sources)})")
     if two_stems is not None and two_stems not in sources:
         raise SepkitError(f"--two-stems {two_stems}: not a source of this model ({', '.join(sources)})")
     names = list(sources) if two_stems is None else [two_stems, f"no_{two_stems}"]
-    return names, _parse_stems(stems, names)
+    return _parse_stems(request.stems, names)
 
 
 def _plan(
-    files: list[Path], out_dir: Path, template: str, stems: list[str], fmt: str, model_name: str,
-    overwrite: bool, results: list["FileResult"], errors: object,
+    files: list[Path], request: SeparateRequest, sources: list[str], model_name: str, results: list["FileResult"],
+    say: _Say,
 ) -> list[Plan]:
     """The stem files of every input, checked before anything is separated: an existing file
     (without --overwrite), an input, a folder in the way, or a file another input of this call
@@ -269,12 +328,14 @@ def _plan(
     from ..separation.naming import stem_targets, track_names
     from ..separation.output import check_target
 
+    out = request.output
+    stems = _stem_names(sources, request)
     protected = frozenset(p.resolve() for p in files)
     tracks = track_names(files)
     claimed: dict[Path, Path] = {}
     plans = []
     for path in files:
-        targets = stem_targets(out_dir, template, track=tracks[path], stems=stems, ext=fmt, model=model_name)
+        targets = stem_targets(out.out_dir, out.filename, track=tracks[path], stems=stems, ext=out.fmt, model=model_name)
         taken = next((t for t in targets.values() if t.resolve() in claimed), None)
         error = None
         if taken is not None:
@@ -285,12 +346,12 @@ def _plan(
         else:
             try:
                 for target in targets.values():
-                    check_target(target, overwrite=overwrite, protected=protected)
+                    check_target(target, overwrite=out.overwrite, protected=protected)
             except SepkitError as exc:
                 error = f"{path}: {exc}"
         if error is not None:
             results.append(FileResult(path, error=error))
-            _print_error(errors, error)
+            say.error(error)
             continue
         claimed.update({t.resolve(): path for t in targets.values()})
         plans.append(Plan(path, targets))
@@ -312,13 +373,14 @@ def _parse_stems(stems: str | None, names: list[str]) -> list[str]:
     return list(dict.fromkeys(wanted))
 
 
-def _describe(model: "Model", path: Path, is_default: bool) -> str:
+def _describe(model: "Model", is_default: bool, devices: list[str]) -> str:
     separator = model.components.get("separator", {})
     provider = f" from {separator.get('distribution')} {separator.get('version')}" if separator else ""
     channels = "mono" if model.channels == 1 else f"{model.channels} channels"
+    where = f"on {devices[0]}" if len(devices) == 1 else f"in {len(devices)} worker processes on {', '.join(sorted(set(devices)))}"
     return (
-        f"model: {path}{' (the default model)' if is_default else ''}: {model.recipe.separator.type}{provider}, "
-        f"sources {', '.join(model.sources)}, {model.sample_rate} Hz {channels}, on {model.device}"
+        f"model: {model.path}{' (the default model)' if is_default else ''}: {model.recipe.separator.type}{provider}, "
+        f"sources {', '.join(model.sources)}, {model.sample_rate} Hz {channels}, {where}"
     )
 
 
@@ -345,67 +407,99 @@ def _hears(model: "Model", options: "EngineOptions") -> str:
     return f"{heard}; {rest}"
 
 
+@dataclass(frozen=True)
+class FileJob:
+    """Separating one planned input into its stem files, the same in this process or a worker's."""
+
+    output: OutputOptions
+    options: "EngineOptions"
+    protected: frozenset[Path] = frozenset()
+    #: ``progress(plan) -> callback(frames_done, total)``, in this process only (not sent to workers).
+    progress: Callable[[Plan], Callable[[int, int], object]] | None = field(default=None, compare=False)
+
+    def run(self, model: "Model", plan: Plan) -> "FileResult":
+        from ..separation.files import separate_file
+
+        out = self.output
+        return separate_file(
+            model, plan.path, out.out_dir, stems=list(plan.targets), fmt=out.fmt, bit_depth=out.bit_depth,
+            overwrite=out.overwrite, options=self.options, protected=self.protected, targets=plan.targets,
+            clip_mode=out.clip_mode, progress=None if self.progress is None else self.progress(plan),
+        )
+
+
 def _separate_all(
-    model: "Model",
-    plans: list[Plan],
-    out_dir: Path,
-    fmt: str,
-    bit_depth: str | None,
-    overwrite: bool,
-    options: "EngineOptions",
-    clip_mode: str,
-    as_json: bool,
-    errors: object,
+    model: "Model", plans: list[Plan], job: FileJob, request: SeparateRequest, devices: list[str], say: _Say
 ) -> list["FileResult"]:
+    """Separate ``plans`` here or in ``--jobs`` worker processes, in plan order in the returned list;
+    a full disk stops the batch (the files not started are reported as not attempted)."""
+    import dataclasses
+
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-    from ..separation.files import FileResult, separate_file
+    from ..separation.files import FileResult
+    from ..sharding import model_source, pool_or_inline, worker_model
 
-    protected = frozenset(plan.path.resolve() for plan in plans)
-    results: list[FileResult] = []
-    show = errors.is_terminal and not as_json  # type: ignore[attr-defined]
+    show = say.console.is_terminal and not request.as_json
+    done: dict[Path, FileResult] = {}
+    bars: dict[Path, Any] = {}  # the bar of each file in progress (one process only)
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
-        console=errors, disable=not show, transient=True,  # type: ignore[arg-type]
-    ) as progress:
-        overall = progress.add_task("all files", total=len(plans))
-        for index, plan in enumerate(plans):
-            task = progress.add_task(plan.path.name, total=None)
-            result = separate_file(
-                model, plan.path, out_dir, stems=list(plan.targets), fmt=fmt, bit_depth=bit_depth, overwrite=overwrite,
-                options=options, protected=protected, targets=plan.targets, clip_mode=clip_mode,
-                progress=lambda done, total, _task=task: progress.update(_task, completed=done, total=total),
-            )
-            progress.remove_task(task)
-            if result.error is not None:
-                _print_error(errors, result.error)
-            elif result.gain != 1.0:
-                errors.print(
-                    f"{plan.path}: every stem scaled by {20 * math.log10(result.gain):.2f} dB so that none clips "
-                    "(--clip-mode rescale; clamp keeps the level and clips the peaks)",
-                )
-            results.append(result)
-            progress.advance(overall)
-            if result.disk_full:  # every further file would fail the same way: stop, and say what was done
-                rest = [p.path for p in plans[index + 1 :]]
-                results.extend(FileResult(p, error="not attempted: no space left on the output device", skipped=True) for p in rest)
-                done = sum(r.error is None for r in results)
-                _print_error(errors, f"no space left on the device of {out_dir}: stopped after {done} file(s) separated, "
-                             f"{len(rest)} not attempted (the stems written are kept); free some space and separate the rest")
-                break
+        console=say.console, disable=not show, transient=True,
+    ) as bar:
+        overall = bar.add_task("all files", total=len(plans))
+        if request.jobs == 1:  # one bar per file, advancing as its stems are written
+            job = dataclasses.replace(job, progress=lambda plan: _file_bar(bar, plan, bars))
+        with pool_or_inline(request.jobs, model, worker_model, (model_source(model),), devices=devices) as runner:
+            for finished in runner.run(job.run, plans):
+                result = finished.result or FileResult(finished.item.path, error=f"{finished.item.path}: {finished.error}")
+                done[finished.item.path] = result
+                if finished.item.path in bars:
+                    bar.remove_task(bars.pop(finished.item.path))
+                _said(result, say)
+                bar.advance(overall)
+                if result.disk_full:
+                    runner.stop()
+    results = [done[p.path] for p in plans if p.path in done]
+    rest = [p.path for p in plans if p.path not in done]
+    if rest:
+        results += [FileResult(p, error="not attempted: no space left on the output device", skipped=True) for p in rest]
+        say.error(f"no space left on the device of {request.output.out_dir}: stopped after "
+                  f"{sum(r.error is None for r in results)} file(s) separated, {len(rest)} not attempted (the stems "
+                  "written are kept); free some space and separate the rest", everywhere=True)
     return results
 
 
+def _file_bar(bar: Any, plan: Plan, bars: dict[Path, Any]) -> Callable[[int, int], object]:
+    task = bars[plan.path] = bar.add_task(plan.path.name, total=None)
+    return lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def _said(result: "FileResult", say: _Say) -> None:
+    """One file's line: its error, or the gain every stem was scaled by so that none clips."""
+    if result.error is not None:
+        say.error(result.error, everywhere=True)
+    elif result.gain != 1.0:
+        say.console.print(
+            f"{result.file}: every stem scaled by {20 * math.log10(result.gain):.2f} dB so that none clips "
+            "(--clip-mode rescale; clamp keeps the level and clips the peaks)",
+        )
+
+
 def _report(
-    results: list["FileResult"], model_path: "Path | str", is_default: bool, model: "Model | None", out_dir: Path, as_json: bool
+    results: list["FileResult"], model_path: "Path | str", is_default: bool, devices: list[str] | None,
+    request: SeparateRequest, say: _Say,
 ) -> None:
-    if as_json:
+    """The table (or ``--json``) of every file, by the first process only."""
+    if not say.is_main:
+        return
+    if request.as_json:
         typer.echo(json.dumps(
             {
                 "model": str(model_path),
                 "default_model": is_default,
-                "device": None if model is None else str(model.device),
-                "output": str(out_dir),
+                "device": None if devices is None else ", ".join(sorted(set(devices))),
+                "output": str(request.output.out_dir),
                 "files": [r.as_json() for r in results],
                 "failed": sum(r.error is not None for r in results),
             },

@@ -25,14 +25,12 @@ N samples); numpy arrays or tensors. Results are float64 tensors on the computin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from ..errors import ShapeError
-
-if TYPE_CHECKING:
-    import torch
 
 #: Taps of the distortion filters (BSS Eval's default, used by the paper and by museval).
 FILTER_LENGTH = 512
@@ -75,8 +73,6 @@ class FramewiseScores:
 
 def _as_signals(value: object, name: str, device: "torch.device | None") -> "torch.Tensor":
     """``[J, N]`` or ``[J, C, N]`` -> float64 ``[J, C, N]`` on ``device`` (default: where it is)."""
-    import torch
-
     tensor = value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
     if tensor.ndim == 2:
         tensor = tensor[:, None, :]
@@ -90,8 +86,6 @@ def _as_signals(value: object, name: str, device: "torch.device | None") -> "tor
 
 def _as_mixture(value: object, references: "torch.Tensor") -> "torch.Tensor":
     """``[N]`` or ``[C, N]`` -> float64 ``[C, N]`` shaped like one reference."""
-    import torch
-
     _, C, N = references.shape
     tensor = value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
     tensor = tensor.to(device=references.device, dtype=torch.float64)
@@ -103,8 +97,6 @@ def _as_mixture(value: object, references: "torch.Tensor") -> "torch.Tensor":
 
 
 def _check_pair(references: "torch.Tensor", estimates: "torch.Tensor") -> None:
-    import torch
-
     if references.shape != estimates.shape:
         raise ShapeError(
             f"estimates have shape {list(estimates.shape)} but references have {list(references.shape)}; "
@@ -119,8 +111,6 @@ def _check_pair(references: "torch.Tensor", estimates: "torch.Tensor") -> None:
 def _silent(signals: "torch.Tensor") -> "torch.Tensor":
     """``[J]``: museval's notion of a silent source: every sample, summed over channels, is zero
     (NaN is not silent)."""
-    import torch
-
     summed = signals[:, 0] if signals.shape[1] == 1 else signals.sum(dim=1)
     low, high = torch.aminmax(summed, dim=-1)
     return (low == 0) & (high == 0)
@@ -129,8 +119,6 @@ def _silent(signals: "torch.Tensor") -> "torch.Tensor":
 def _finite(signals: "torch.Tensor") -> "torch.Tensor":
     """``[J]``: no NaN or infinity in a source (a sum of audio cannot overflow float64, and NaN
     and infinities propagate through it), in one pass without temporaries."""
-    import torch
-
     return torch.isfinite(signals.sum(dim=(1, 2)))
 
 
@@ -143,8 +131,6 @@ def _db(numerator: "torch.Tensor", denominator: "torch.Tensor") -> "torch.Tensor
     """``10 log10(num / den)`` with museval's rule: a zero denominator gives +inf (here also a
     negative one: an energy computed as ``|e|^2 - 2<e, Px> + |Px|^2`` can round below zero when
     the estimate is exactly explained)."""
-    import torch
-
     ratio = numerator / denominator.clamp_min(0.0)
     ratio = torch.where(denominator <= 0, torch.full_like(ratio, float("inf")), ratio)
     return 10.0 * torch.log10(ratio)
@@ -178,8 +164,6 @@ class _SegmentCorrelator:
     def correlate(self, x: "torch.Tensor", ys: list["torch.Tensor"]) -> "torch.Tensor":
         """``x`` ``[P, N]``, ``ys`` tensors ``[R_i, N]`` -> ``[P, sum R_i, 2L - 1]``; index
         ``k + L - 1`` holds lag ``k``."""
-        import torch
-
         M, L, Q, S = self.segment, self.lags, self.fft_size, self.segments
         P, R, bins = x.shape[0], sum(y.shape[0] for y in ys), Q // 2 + 1
         # accumulates sum_s conj(X) Y = conj(sum_s X conj(Y)): conjugating the P spectra of x
@@ -201,8 +185,6 @@ class _SegmentCorrelator:
 
 def _span(signal: "torch.Tensor", start: int, stop: int) -> "torch.Tensor":
     """``signal[:, start:stop]`` of a ``[X, N]`` tensor, zero outside ``[0, N)``."""
-    import torch.nn.functional as F
-
     n = signal.shape[-1]
     low, high = max(start, 0), min(stop, n)
     piece = signal[:, low:high]
@@ -215,8 +197,6 @@ def _solve(matrix: "torch.Tensor", rhs: "torch.Tensor") -> "torch.Tensor":
     """``(matrix + eps I) x = rhs`` as museval solves it (``np.linalg.solve``, LU with partial
     pivoting, museval's regularisation, least squares if that fails), with un-batched 2-D calls.
     (For these sizes LU is also faster than a Cholesky factorisation in torch.)"""
-    import torch
-
     regularised = matrix.clone()
     regularised.diagonal().add_(EPS)
     try:
@@ -246,8 +226,6 @@ class _Projection:
     ) -> None:
         """``blocks`` of distinct estimate channels ``[U_i, N]``; column ``i`` of the filters is
         distinct channel ``expand[i]`` scored against source ``targets[i]``."""
-        import torch
-
         J, C, N = references.shape
         L = filter_length
         P = J * C
@@ -273,8 +251,6 @@ class _Projection:
 
     def filters_spectrum(self, filters: "torch.Tensor", fft_size: int) -> "torch.Tensor":
         """``[P*L, E]`` filters -> ``[P, E, F]`` spectra for convolving references."""
-        import torch
-
         P = self.sources * self.channels
         return torch.fft.rfft(filters.reshape(P, self.taps, -1).permute(0, 2, 1), n=fft_size)
 
@@ -286,8 +262,6 @@ def _estimate_columns(
     the mixture's once), the column -> distinct channel index, the target source of each column,
     and which columns are usable (finite, and the estimate as a whole not silent). Unusable
     channels are zeroed so that they cannot spoil the others (every column is solved on its own)."""
-    import torch
-
     J, C, N = estimates.shape
     usable = _finite(estimates) & ~_silent(estimates)
     columns = estimates if bool(usable.all()) else torch.where(usable[:, None, None], estimates, 0.0)
@@ -331,27 +305,9 @@ def bss_eval_sources(
     matrix is shared. A silent reference spans nothing, so the others are scored exactly as if it
     were absent and its own scores are NaN.
     """
-    import torch
-
     device = torch.device(device) if device is not None else None
     if getattr(references, "ndim", None) == 4:
-        items = [
-            bss_eval_sources(
-                references[b], estimates[b],  # type: ignore[index]
-                mixture=None if mixture is None else mixture[b],  # type: ignore[index]
-                filter_length=filter_length, device=device,
-            )
-            for b in range(len(references))  # type: ignore[arg-type]
-        ]
-        if not items:
-            raise ShapeError("references: an empty batch")
-        mixture_sdr = torch.stack([i.mixture_sdr for i in items]) if mixture is not None else None  # type: ignore[misc]
-        return SourcesScores(
-            sdr=torch.stack([i.sdr for i in items]),
-            sir=torch.stack([i.sir for i in items]),
-            sar=torch.stack([i.sar for i in items]),
-            mixture_sdr=mixture_sdr,
-        )
+        return _batch_sources(references, estimates, mixture, filter_length, device)
     refs = _as_signals(references, "references", device)
     ests = _as_signals(estimates, "estimates", refs.device)
     _check_pair(refs, ests)
@@ -392,6 +348,31 @@ def bss_eval_sources(
     return SourcesScores(sdr=sdr[:J], sir=sir[:J], sar=sar[:J], mixture_sdr=mixture_sdr)
 
 
+def _batch_sources(
+    references: object, estimates: object, mixture: object | None, filter_length: int, device: torch.device | None
+) -> SourcesScores:
+    """:func:`bss_eval_sources` of a batch ``[B, J, C, N]``, example by example; results ``[B, J]``."""
+    items = [
+        bss_eval_sources(
+            references[b], estimates[b],  # type: ignore[index]
+            mixture=None if mixture is None else mixture[b],  # type: ignore[index]
+            filter_length=filter_length, device=device,
+        )
+        for b in range(len(references))  # type: ignore[arg-type]
+    ]
+    if not items:
+        raise ShapeError("references: an empty batch")
+    mixture_sdr = torch.stack([i.mixture_sdr for i in items]) if mixture is not None else None  # type: ignore[misc]
+    return SourcesScores(
+        sdr=torch.stack([i.sdr for i in items]),
+        sir=torch.stack([i.sir for i in items]),
+        sar=torch.stack([i.sar for i in items]),
+        mixture_sdr=mixture_sdr,
+    )
+
+
+# Long on purpose: one pass over chunks of windows whose dozen tensors (filter spectra, frames, target
+# rows, per-chunk projections) are shared by the four metrics; split, they would travel as arguments.
 def bss_eval_images_framewise(
     references: object,
     estimates: object,
@@ -409,8 +390,6 @@ def bss_eval_images_framewise(
     (default: ``window``). Windows are museval's: only whole windows, or one window of the whole
     track when it is shorter than ``window``.
     """
-    import torch
-
     device = torch.device(device) if device is not None else None
     refs = _as_signals(references, "references", device)
     ests = _as_signals(estimates, "estimates", refs.device)
@@ -522,8 +501,6 @@ def simple_sdr(reference: object, estimate: object, *, dims: tuple[int, ...] = (
 
     Computed in the input's precision on its device (gradients flow, so it can serve as a loss).
     """
-    import torch
-
     s = reference if isinstance(reference, torch.Tensor) else torch.as_tensor(np.asarray(reference))
     s_hat = estimate if isinstance(estimate, torch.Tensor) else torch.as_tensor(np.asarray(estimate), device=s.device)
     if s.shape != s_hat.shape:

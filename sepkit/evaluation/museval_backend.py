@@ -9,6 +9,7 @@ The numbers are museval's own: the same file, the same functions.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import sys
 from functools import lru_cache
@@ -62,8 +63,6 @@ def museval_metrics() -> ModuleType:
 
 def museval_version() -> str:
     try:
-        import importlib.metadata
-
         return importlib.metadata.version("museval")
     except Exception:  # noqa: BLE001 - only for the record
         return "unknown"

@@ -25,6 +25,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import SepkitError
+from .bss_eval import bss_eval_images_framewise, bss_eval_sources
+from .museval_backend import museval_bss_eval_sources, museval_bss_eval_v4
 
 #: The per-source numbers every protocol reports (NaN where undefined).
 METRICS: tuple[str, ...] = ("SDR", "SIR", "SAR", "NSDR")
@@ -167,16 +169,12 @@ class PaperProtocol(Protocol):
 
     def _score(self, sources, refs, ests, mixture, rate, *, backend, device):
         if backend == "museval":
-            from .museval_backend import museval_bss_eval_sources
-
             sdr, sir, sar = museval_bss_eval_sources(refs, ests)
             mix_sdr = (
                 museval_bss_eval_sources(refs, np.broadcast_to(mixture, refs.shape).copy())[0]
                 if mixture is not None else np.full(len(sources), np.nan)
             )
         else:
-            from .bss_eval import bss_eval_sources
-
             result = bss_eval_sources(refs, ests, mixture=mixture, device=device)
             sdr, sir, sar = (v.cpu().numpy() for v in (result.sdr, result.sir, result.sar))
             mix_sdr = result.mixture_sdr.cpu().numpy() if result.mixture_sdr is not None else np.full(len(sources), np.nan)
@@ -225,16 +223,12 @@ def _v4_framewise(
 ) -> dict[str, np.ndarray]:
     """``{metric: [J, windows]}`` of museval's v4 for one group of sources (and the mixture's SDR)."""
     if backend == "museval":
-        from .museval_backend import museval_bss_eval_v4
-
         sdr, isr, sir, sar = museval_bss_eval_v4(refs, ests, window=window, hop=hop)
         if mixture is not None:
             mix_sdr = museval_bss_eval_v4(refs, np.broadcast_to(mixture, refs.shape).copy(), window=window, hop=hop)[0]
         else:
             mix_sdr = np.full_like(sdr, np.nan)
         return {"SDR": sdr, "ISR": isr, "SIR": sir, "SAR": sar, "mixture_SDR": mix_sdr}
-    from .bss_eval import bss_eval_images_framewise
-
     result = bss_eval_images_framewise(refs, ests, window=window, hop=hop, mixture=mixture, device=device)
     out = {name.upper(): getattr(result, name).cpu().numpy() for name in ("sdr", "isr", "sir", "sar")}
     out["mixture_SDR"] = result.mixture_sdr.cpu().numpy() if result.mixture_sdr is not None else np.full_like(out["SDR"], np.nan)

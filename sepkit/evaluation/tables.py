@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.console import Console
+from rich.table import Table
 
 from ..errors import SepkitError
 from .results import SUMMARY_FILE, is_track_result, number, read_json
@@ -76,8 +78,6 @@ def _cell(value: Any) -> str:
 
 def summary_table(summary: dict[str, Any], statistic: str = "mean", *, title: str | None = None):
     """A rich Table: rows metric x source, columns All and each subset."""
-    from rich.table import Table
-
     if statistic not in STATISTICS:
         raise SepkitError(f"unknown statistic '{statistic}'; use mean or median")
     columns = _columns(summary)
@@ -102,8 +102,6 @@ def summary_table(summary: dict[str, Any], statistic: str = "mean", *, title: st
 
 def print_summary(summary: dict[str, Any], console: Any = None) -> None:
     """Mean and median tables of one evaluation."""
-    from rich.console import Console
-
     console = console or Console()
     for statistic in STATISTICS:
         console.print(summary_table(summary, statistic))
@@ -149,8 +147,6 @@ def labels_for(folders: Sequence[Path]) -> list[str]:
 def comparison_table(summaries: Sequence[dict[str, Any]], labels: Sequence[str], statistic: str = "mean"):
     """Rows metric x source; for each subset (All first) one column per evaluation, like the
     paper's Table 2 (baseline, V, VA under each test set)."""
-    from rich.table import Table
-
     if statistic not in STATISTICS:
         raise SepkitError(f"unknown statistic '{statistic}'; use mean or median")
     protocols = {s.get("protocol") for s in summaries}
@@ -186,8 +182,6 @@ def comparison_table(summaries: Sequence[dict[str, Any]], labels: Sequence[str],
 
 def compare(folders: Iterable[str | Path], *, statistic: str = "mean", console: Any = None) -> list[dict[str, Any]]:
     """Print several evaluations side by side; returns their summaries."""
-    from rich.console import Console
-
     folders = [Path(f) for f in folders]
     if not folders:
         raise SepkitError("--compare needs at least one evaluation folder")
