@@ -110,36 +110,17 @@ def separate_file(
     result = FileResult(path)
     started = time.perf_counter()
     try:
-        subtype = output_subtype(fmt, bit_depth)
         options = options or model.options()
         names = output_names(model.sources, options)
         wanted = stems or names
         unknown = [s for s in wanted if s not in names]
         if unknown:
             raise SepkitError(f"unknown stem(s) {', '.join(unknown)}; this model separates {', '.join(names)}")
-        info = probe(path)
-        result.duration = info.seconds
         if targets is None:
             targets = stem_targets(Path(out_dir), DEFAULT_TEMPLATE, track=path.stem, stems=wanted, ext=fmt, model="")
-        indices = [names.index(s) for s in targets]
-        select = (lambda block: block) if indices == list(range(len(names))) else (lambda block: block[indices])
-        with StemWriter(
-            targets, fmt=fmt, subtype=subtype, sample_rate=info.sample_rate, channels=info.channels,
-            overwrite=overwrite, protected=protected, clip_mode=clip_mode,
-        ) as writer:
-            frames = run_pipeline(
-                model.pipeline_spec(),
-                read_blocks(info, max(1, int(BLOCK_SECONDS * info.sample_rate))),
-                sample_rate=info.sample_rate,
-                channels=info.channels,
-                sink=lambda block: writer.write(select(block)),
-                options=options,
-                progress=None if progress is None else (lambda done: progress(done, info.frames)),
-            )
-            result.duration = frames / info.sample_rate
-            result.outputs = writer.commit()
-            result.gain = writer.gain
-            result.output_rate = writer.sample_rate
+        writer_options = {"fmt": fmt, "subtype": output_subtype(fmt, bit_depth), "overwrite": overwrite,
+                          "protected": protected, "clip_mode": clip_mode}
+        _separate_into(result, model, options, names, targets, writer_options, progress)
     except SepkitError as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         result.error = message if message.startswith(str(path)) else f"{path}: {message}"
@@ -151,3 +132,29 @@ def separate_file(
         result.error = f"{path}: out of memory"
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _separate_into(
+    result: FileResult, model: "Model", options: EngineOptions, names: list[str], targets: dict[str, Path],
+    writer_options: dict[str, object], progress: Callable[[int, int], object] | None,
+) -> None:
+    """Decode ``result.file`` block by block, separate it and write the ``targets`` stems (the
+    pipeline's outputs ``names``); fills in ``result``, raises for a bad input."""
+    info = probe(result.file)
+    result.duration = info.seconds
+    indices = [names.index(s) for s in targets]
+    select = (lambda block: block) if indices == list(range(len(names))) else (lambda block: block[indices])
+    with StemWriter(targets, sample_rate=info.sample_rate, channels=info.channels, **writer_options) as writer:  # type: ignore[arg-type]
+        frames = run_pipeline(
+            model.pipeline_spec(),
+            read_blocks(info, max(1, int(BLOCK_SECONDS * info.sample_rate))),
+            sample_rate=info.sample_rate,
+            channels=info.channels,
+            sink=lambda block: writer.write(select(block)),
+            options=options,
+            progress=None if progress is None else (lambda done: progress(done, info.frames)),
+        )
+        result.duration = frames / info.sample_rate
+        result.outputs = writer.commit()
+        result.gain = writer.gain
+        result.output_rate = writer.sample_rate
