@@ -35,7 +35,7 @@ EXPERIMENT_FORMAT = "sepkit-experiment/1"
 #: that failed (bad data, a kill before the first epoch end), not a run.
 TRAINED = ("train-state/state.safetensors", "model.safetensors", "model-last.safetensors")
 #: What ``sepkit run`` writes in a run folder: removed when a failed start is cleared.
-RUN_FILES = (RESOLVED, "metrics.jsonl", "validation.jsonl", "training-curves.png")
+RUN_FILES = (RESOLVED, "metrics.jsonl", "validation.jsonl", "metrics.csv", "validation.csv", "training-curves.png")
 
 
 @dataclass

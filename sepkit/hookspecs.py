@@ -39,6 +39,15 @@ def register_datasets(register):  # type: ignore[no-untyped-def]
 
 
 @hookspec
+def register_loggers(register):  # type: ignore[no-untyped-def]
+    """Register :class:`sepkit.training.loggers.TrainingLogger` subclasses: ``register(name, cls)``.
+
+    A recipe names them in ``training.loggers``; the trainer builds each with ``cls()`` and calls
+    ``start``, ``log_metrics``, ``log_validation`` and ``close`` (docs/components/loggers.md).
+    """
+
+
+@hookspec
 def register_models(register):  # type: ignore[no-untyped-def]
     """Register named, ready-to-use model files: ``register(name, source, *, sha256=None, ...)``.
 

@@ -4,16 +4,24 @@ Plugins are modules with ``@sepkit.hookimpl`` functions, found through the ``sep
 group (the built-ins too). Registries are built lazily, the first time a component is needed, so that
 ``sepkit --help`` never imports torch.
 
+A plugin that fails to import (or to add its commands) is skipped with a one-line warning naming
+it and its error, so that one broken package does not break every command. ``SEPKIT_LOAD_PLUGINS``
+limits loading to the distributions it names, comma-separated, as llm's ``LLM_LOAD_PLUGINS`` does;
+sepkit's own built-ins (the ``sepkit`` distribution) always load, so ``SEPKIT_LOAD_PLUGINS=`` (empty)
+loads the built-ins only. Unset: every installed plugin.
+
 Tests call :func:`use_plugins` to disable entry-point discovery and register plugins directly.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import importlib.metadata
 import os
 import re
+import sys
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable, Iterator
@@ -26,6 +34,10 @@ from .errors import PluginError
 ENTRY_POINT_GROUP = "sepkit"
 #: Set to 1 to skip entry-point discovery (plugins must then be registered with :func:`use_plugins`).
 DISABLE_ENV = "SEPKIT_DISABLE_ENTRY_POINTS"
+#: Comma-separated distributions whose plugins load (besides the built-ins); empty: the built-ins only.
+LOAD_ENV = "SEPKIT_LOAD_PLUGINS"
+#: The distribution of the built-in plugins, loaded whatever LOAD_ENV says.
+BUILTIN_DISTRIBUTION = "sepkit"
 
 #: kind -> (hook name, dotted path of the base class)
 KINDS: dict[str, tuple[str, str]] = {
@@ -34,6 +46,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "critic": ("register_critics", "sepkit.critic:Critic"),
     "divergence": ("register_divergences", "sepkit.divergence:Divergence"),
     "dataset": ("register_datasets", "sepkit.dataset:Dataset"),
+    "logger": ("register_loggers", "sepkit.training.loggers:TrainingLogger"),
 }
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
@@ -49,6 +62,23 @@ class Provider:
 
     def __str__(self) -> str:
         return f"plugin '{self.plugin}' ({self.distribution} {self.version})"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A plugin that was skipped: who it is, the hook it failed in (or ``import``), and why."""
+
+    provider: Provider
+    stage: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """One loaded plugin and the hooks it implements."""
+
+    provider: Provider
+    hooks: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -122,12 +152,17 @@ class PluginSystem:
         self.manager.add_hookspecs(hookspecs)
         self._providers: dict[str, Provider] = {}
         self._registries: dict[str, Registry] | None = None
+        #: Plugins skipped because they failed to import or to add their commands.
+        self.failures: list[Failure] = []
         if entry_points:
-            self._load_entry_points()
+            self._load_entry_points(wanted_distributions())
         for plugin in plugins:
             self.register(plugin)
 
-    def _load_entry_points(self) -> None:
+    def _load_entry_points(self, wanted: set[str] | None) -> None:
+        """Import every entry point of the group (of the ``wanted`` distributions and the built-ins,
+        when given); one that fails to import is a warning and a :class:`Failure`, not an error."""
+        found: set[str] = set()
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             dist = ep.dist
             provider = Provider(
@@ -135,16 +170,25 @@ class PluginSystem:
                 distribution=dist.metadata["Name"] if dist else "unknown",
                 version=dist.version if dist else "unknown",
             )
+            key = normalise_distribution(provider.distribution)
+            found.add(key)
+            if wanted is not None and key not in wanted | {BUILTIN_DISTRIBUTION}:
+                continue
             if self.manager.get_plugin(ep.name) is not None:
                 continue
             try:
                 module = ep.load()
-            except Exception as exc:  # a broken plugin must name itself, not crash with a traceback
-                raise PluginError(
-                    f"plugin '{ep.name}' from {provider.distribution} {provider.version} failed to "
-                    f"import ({ep.value}): {type(exc).__name__}: {exc}"
-                ) from exc
+            except Exception as exc:  # a broken plugin names itself and is skipped
+                self._skip(provider, "import", f"plugin '{ep.name}' from {provider.distribution} {provider.version} "
+                           f"failed to import ({ep.value}): {_one_line(exc)}")
+                continue
             self._add(module, ep.name, provider)
+        for name in sorted((wanted or set()) - found):
+            warn(f"{LOAD_ENV} names {name!r}, which is no installed distribution with sepkit plugins")
+
+    def _skip(self, provider: Provider, stage: str, message: str) -> None:
+        self.failures.append(Failure(provider, stage, message))
+        warn(f"{message}; skipped")
 
     def register(self, plugin: ModuleType | Any, name: str | None = None) -> None:
         """Register a plugin object or module directly (tests, notebooks)."""
@@ -178,13 +222,26 @@ class PluginSystem:
             self.call_each(hook_name, registrar)
         return registries
 
+    def provider(self, plugin_name: str) -> Provider:
+        """Who registered the plugin of this name (``unknown`` for one pluggy got elsewhere)."""
+        return self._providers.get(plugin_name) or Provider(plugin_name, "unknown", "unknown")
+
+    def implementations(self, hook_name: str, **arguments: Any) -> list[tuple[Provider, Callable[[], Any]]]:
+        """Every plugin's implementation of ``hook_name`` with its provider, in pluggy's call order,
+        each bound to the ``arguments`` it asks for (pluggy lets an implementation take fewer)."""
+        hook = getattr(self.manager.hook, hook_name)
+        return [
+            (self.provider(impl.plugin_name), functools.partial(impl.function, *(arguments[a] for a in impl.argnames)))
+            for impl in reversed(hook.get_hookimpls())
+        ]
+
     def call_each(self, hook_name: str, registrar: Callable[[Provider], Callable[..., None]]) -> None:
         """Call every plugin's ``hook_name(register)`` on its own, in registration order, with
         ``register = registrar(provider)``: so that every registration knows who made it. A plugin
         that fails is a one-line :class:`PluginError` naming it."""
         hook = getattr(self.manager.hook, hook_name)
         for impl in reversed(hook.get_hookimpls()):
-            provider = self._providers.get(impl.plugin_name) or Provider(impl.plugin_name, "unknown", "unknown")
+            provider = self.provider(impl.plugin_name)
             arguments = {"register": registrar(provider)}
             try:
                 impl.function(*(arguments[a] for a in impl.argnames))
@@ -197,7 +254,45 @@ class PluginSystem:
         return self.registries[kind]
 
     def add_commands(self, app: Any) -> None:
-        self.manager.hook.register_commands(app=app)
+        """Let every plugin add its commands to ``app``; one that fails is skipped with a warning
+        (the CLI builds every command at start-up: one broken plugin must not stop them all)."""
+        for provider, function in self.implementations("register_commands", app=app):
+            try:
+                function()
+            except Exception as exc:
+                self._skip(provider, "register_commands", f"{provider} failed in register_commands: {_one_line(exc)}")
+
+    def loaded(self) -> list[Implementation]:
+        """Every loaded plugin and the hooks it implements, by distribution and plugin name."""
+        plugins = []
+        for name, plugin in self.manager.list_name_plugin():
+            provider = self.provider(name)
+            hooks = tuple(sorted(caller.name for caller in self.manager.get_hookcallers(plugin) or ()))
+            plugins.append(Implementation(provider, hooks))
+        return sorted(plugins, key=lambda p: (p.provider.distribution, p.provider.plugin))
+
+
+def normalise_distribution(name: str) -> str:
+    """A distribution name as packaging compares them: ``Sepkit_Foo.bar`` is ``sepkit-foo-bar``."""
+    return re.sub(r"[-_.]+", "-", name).lower().strip()
+
+
+def wanted_distributions() -> set[str] | None:
+    """The distributions ``SEPKIT_LOAD_PLUGINS`` names (normalised); None when it is unset."""
+    value = os.environ.get(LOAD_ENV)
+    if value is None:
+        return None
+    return {normalise_distribution(n) for n in value.split(",") if n.strip()}
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr (plugins load before any command, so no console exists yet)."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _distribution_of(plugin: Any) -> str:
@@ -227,7 +322,8 @@ def plugin_system() -> PluginSystem:
 
 
 def registry(kind: str) -> Registry:
-    """The registry of one kind: ``representation``, ``separator``, ``critic``, ``divergence``, ``dataset``."""
+    """The registry of one kind: ``representation``, ``separator``, ``critic``, ``divergence``, ``dataset``,
+    ``logger``."""
     return plugin_system().registry(kind)
 
 

@@ -13,8 +13,9 @@ from ..errors import SepkitError
 from .load import recipe_from_dict
 from .schema import ComponentSpec, Recipe
 
-#: Where a run happens rather than what it is: folders that differ only here hold the same run.
-PLACEMENT = (("training", "device"), ("data", "residency"), ("data", "memory_budget"))
+#: Where a run happens rather than what it is: folders that differ only here hold the same run
+#: (training.loggers: where its records go; a resumed run may add or drop a logger).
+PLACEMENT = (("training", "device"), ("training", "loggers"), ("data", "residency"), ("data", "memory_budget"))
 
 
 def _component(spec: ComponentSpec) -> dict[str, Any]:

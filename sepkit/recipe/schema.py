@@ -223,6 +223,12 @@ class TrainingConfig(Strict):
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast on CUDA.")
     compile: bool = Field(False, description="torch.compile the networks.")
     log_every: PositiveInt = Field(10, description="Separator updates between metrics.jsonl lines.")
+    loggers: list[str] = Field(
+        default_factory=lambda: ["jsonl"],
+        description='Where metrics and validation records go, by registered logger name: "jsonl" '
+        '(metrics.jsonl, validation.jsonl: what sepkit report and the curves read), "csv", '
+        '"tensorboard" (needs the tensorboard extra), or a plugin\'s (docs/components/loggers.md).',
+    )
     max_nonfinite: PositiveInt = Field(
         5, description="Non-finite steps tolerated before rolling back to the last good state."
     )

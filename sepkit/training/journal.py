@@ -10,6 +10,10 @@ from typing import Any
 from ..errors import SepkitError
 from ..io import append_line, write_text
 
+#: The run folder's logs, written by the ``jsonl`` logger and read by ``sepkit report`` and the plots.
+METRICS_FILE = "metrics.jsonl"
+VALIDATION_FILE = "validation.jsonl"
+
 
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
@@ -20,6 +24,8 @@ def _clean(value: Any) -> Any:
 
 
 class Journal:
+    """One JSON-lines log: append a record, read them all, drop those after a step."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
 

@@ -20,8 +20,7 @@ steps before the bad one are kept, as they were taken). With several processes (
 
 from __future__ import annotations
 
-import copy
-import signal
+import contextlib
 import sys
 import time
 from dataclasses import dataclass, field
@@ -32,24 +31,29 @@ import torch
 
 from ..build import build_critics, build_divergence, build_representation, build_separator
 from ..component import trusted_values
+from ..device import resolve_device
 from ..errors import SepkitError
 from ..recipe.schema import Recipe
+from .checkpoint import (
+    LAST_MODEL_FILE, MODEL_FILE, STATE_FILE, load_networks, load_training_state, networks_state,
+    resume_training_state, save_model_file, save_training_state, stabilisers_state, training_state,
+)
 from .data import TrainingData, prepare_data, rank_seed
-from ..device import resolve_device
 from .distributed import Distributed, current as current_distributed
-from .journal import Journal
+from .guard import NonFiniteError, NonFiniteGuard
+from .journal import METRICS_FILE, VALIDATION_FILE, Journal
+from .loggers import Loggers, NoLoggers, RunInfo, check_logger_names
 from .losses import additive_penalty, supervised_loss
-from .optim import adam, load_optimiser_state, step_unless
+from .metrics import RateWindow
+from .optim import adam, step_unless
+from .plots import plot_training_curves
 from .progress import TrainingProgress
 from .selection import Selection, rule_file
 from .stabilisers import AdversarialWeight, WeightAverage
-from .state import load_state, save_state
+from .stopping import EarlyStopping, stop_signals
+from .validation import validate
 
-MODEL_FILE = "model.safetensors"
-#: The model at the end of the latest epoch, whatever its validation: for diagnostics and for
-#: comparing model selection rules (the paper keeps the best by validation loss, MODEL_FILE).
-LAST_MODEL_FILE = "model-last.safetensors"
-STATE_FILE = "train-state/state.safetensors"
+__all__ = ["LAST_MODEL_FILE", "MODEL_FILE", "STATE_FILE", "NonFiniteError", "TrainResult", "Trainer"]
 
 
 @dataclass
@@ -66,12 +70,10 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-class NonFiniteError(SepkitError):
-    """Training diverged beyond recovery."""
-
-
 class Trainer:
-    """Trains one variant of a recipe into ``output_dir``."""
+    """Trains one variant of a recipe into ``output_dir``: the set-up, one update and the loop are
+    here; checkpoints, validation, early stopping, the non-finite guard and logging have their own
+    modules (:mod:`.checkpoint`, :mod:`.validation`, :mod:`.stopping`, :mod:`.guard`, :mod:`.loggers`)."""
 
     def __init__(
         self,
@@ -93,25 +95,10 @@ class Trainer:
         self.device = self.dist.device(resolve_device(device or self.cfg.device))
         self.progress_enabled = progress and self.dist.is_main
         self.batch_size = self._local_batch_size()
-        torch.manual_seed(self.cfg.seed)  # the same networks in every process
-        self.representation = build_representation(recipe)
-        self.separator = build_separator(recipe, self.representation).to(self.device)
-        self.window = self.separator.window
-        self.critics = {k: c.to(self.device) for k, c in build_critics(recipe, self.separator).items()}
-        self.dist.broadcast_modules(self.separator, *self.critics.values())
-        self.divergence = build_divergence(recipe) if self.critics else None
-        betas = tuple(self.cfg.betas)
-        critic_betas = tuple(self.cfg.critic_betas or self.cfg.betas)
-        self.optimiser = adam(self.separator.parameters(), lr=self.cfg.learning_rate, betas=betas, device=self.device)
-        self.critic_optimisers = {
-            k: adam(c.parameters(), lr=self.cfg.critic_learning_rate, betas=critic_betas, device=self.device)
-            for k, c in self.critics.items()
-        }
-        self.critic_iterations = self._critic_iterations()
-        self.adversarial_weight = AdversarialWeight(self.cfg, self.device, combine=self._combine_norms)
-        self.average = WeightAverage(self.separator, self.cfg.ema) if self.cfg.ema else None
-        self.selection = Selection(self.cfg.select, self.cfg.select_subset)
-        self.source_index = {s: i for i, s in enumerate(recipe.sources)}
+        # before any data is loaded: an unknown logger or a missing package is an error at once
+        check_logger_names(self.cfg.loggers)
+        self.loggers = Loggers(self.cfg.loggers) if self.dist.is_main else NoLoggers()
+        self._build_networks()
         self.data = data if data is not None else self._prepare_data(cache_dir)
         #: The seed of this process's own random stream (penalty interpolates...): rank-derived.
         self.torch_seed = rank_seed(self.cfg.seed, self.dist.rank)
@@ -121,28 +108,51 @@ class Trainer:
             raise SepkitError("nothing to train on: no paired data and no critics")
         self._check_settings()
         self.autocast = self._autocast_context()
-        self._forward = self.separator
-        self._critic_forward = dict(self.critics)
-        if self.cfg.compile:
-            self._forward = torch.compile(self.separator)
-            self._critic_forward = {k: torch.compile(c) for k, c in self.critics.items()}
-        # counters
+        self._compile()
         self.epoch = 0
         self.update_in_epoch = 0
         self.updates = 0
         self.best_validation: float | None = None
         self.best_epoch: int | None = None
-        self.bad_epochs = 0
-        self.nonfinite = 0
-        self.rollbacks = 0
         self.history: list[dict[str, Any]] = []
-        self._last_good: dict[str, Any] | None = None
+        self.stopping = EarlyStopping(self.cfg.patience, self.cfg.early_stopping and bool(recipe.data.validation))
+        self.guard = NonFiniteGuard(self.cfg.max_nonfinite)
         self._interrupted = False
         self._stop_agreed = False  # an interrupt, agreed by every process at the last update's end
-        self.metrics = Journal(self.output_dir / "metrics.jsonl")
-        self.validation_log = Journal(self.output_dir / "validation.jsonl")
 
     # ------------------------------------------------------------------ set-up helpers
+    def _build_networks(self) -> None:
+        """The components, their optimisers and the stabilisers, from the recipe's seed: the same
+        networks in every process (and rank 0's parameters broadcast to the others)."""
+        cfg, recipe = self.cfg, self.recipe
+        torch.manual_seed(cfg.seed)
+        self.representation = build_representation(recipe)
+        self.separator = build_separator(recipe, self.representation).to(self.device)
+        self.window = self.separator.window
+        self.critics = {k: c.to(self.device) for k, c in build_critics(recipe, self.separator).items()}
+        self.dist.broadcast_modules(self.separator, *self.critics.values())
+        self.divergence = build_divergence(recipe) if self.critics else None
+        betas = tuple(cfg.betas)
+        critic_betas = tuple(cfg.critic_betas or cfg.betas)
+        self.optimiser = adam(self.separator.parameters(), lr=cfg.learning_rate, betas=betas, device=self.device)
+        self.critic_optimisers = {
+            k: adam(c.parameters(), lr=cfg.critic_learning_rate, betas=critic_betas, device=self.device)
+            for k, c in self.critics.items()
+        }
+        self.critic_iterations = self._critic_iterations()
+        self.adversarial_weight = AdversarialWeight(cfg, self.device, combine=self._combine_norms)
+        self.average = WeightAverage(self.separator, cfg.ema) if cfg.ema else None
+        self.selection = Selection(cfg.select, cfg.select_subset)
+        self.source_index = {s: i for i, s in enumerate(recipe.sources)}
+
+    def _compile(self) -> None:
+        """What an update calls: the networks, or with ``training.compile`` their compiled forms."""
+        self._forward = self.separator
+        self._critic_forward = dict(self.critics)
+        if self.cfg.compile:
+            self._forward = torch.compile(self.separator)
+            self._critic_forward = {k: torch.compile(c) for k, c in self.critics.items()}
+
     def _local_batch_size(self) -> int:
         """Examples per batch in this process: ``training.batch_size`` is the global batch."""
         world = self.dist.world_size
@@ -211,8 +221,6 @@ class Trainer:
             if self.device.type != "cuda":
                 raise SepkitError("training.precision = \"bf16\" needs a CUDA device")
             return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
-        import contextlib
-
         return contextlib.nullcontext
 
     def _crop(self, features: torch.Tensor) -> torch.Tensor:
@@ -334,231 +342,95 @@ class Trainer:
         return log
 
     # ------------------------------------------------------------------ validation
-    @torch.inference_mode()
     def validate(self) -> dict[str, Any]:
-        """Supervised loss over non-overlapping windows of every validation track, and a cheap SDR,
-        over all tracks and per subset (``training.select_subset`` selects on one of them)."""
-        from ..evaluation.bss_eval import simple_sdr
-        from ..separation.windows import separate_features
+        """Supervised loss and a cheap SDR of the validation tracks (:func:`.validation.validate`)."""
+        return validate(self.inference_network, self.data.validation, self.representation, self.recipe.sources,
+                        batch_size=self.recipe.evaluation.batch_size)
 
-        network = self.inference_network
-        network.eval()
-        sources = len(self.recipe.sources)
-        totals: dict[str | None, dict[str, Any]] = {}
-
-        def block(subset: str | None) -> dict[str, Any]:
-            return totals.setdefault(subset, {
-                "loss": 0.0, "frames": 0, "sdr_sum": torch.zeros(sources, dtype=torch.float64),
-                "sdr_count": torch.zeros(sources, dtype=torch.float64)})
-
-        for track in self.data.validation:
-            estimates = separate_features(
-                network, track.mixture, overlap=0.0, batch_size=self.recipe.evaluation.batch_size
-            )
-            frames = track.mixture.shape[-1]
-            loss = float(supervised_loss(estimates[None], track.targets[None])) * frames
-            waveforms = self.representation.decode(estimates[None], track.context, track.length)[0]
-            sdr = simple_sdr(track.references.double(), waveforms.double(), dims=(-2, -1)).cpu().double()
-            finite = torch.isfinite(sdr)
-            for b in (block(None), block(track.subset)):
-                b["loss"] += loss
-                b["frames"] += frames
-                b["sdr_sum"] += torch.where(finite, sdr, torch.zeros_like(sdr))
-                b["sdr_count"] += finite.double()
-
-        def summary(b: dict[str, Any]) -> dict[str, Any]:
-            sdr = (b["sdr_sum"] / b["sdr_count"].clamp(min=1)).tolist()
-            return {"loss": b["loss"] / max(b["frames"], 1), "sdr": dict(zip(self.recipe.sources, sdr))}
-
-        result = summary(block(None))
-        result["tracks"] = len(self.data.validation)
-        result["subsets"] = {k: summary(v) for k, v in totals.items() if k is not None}
-        return result
-
-    # ------------------------------------------------------------------ state
+    # ------------------------------------------------------------------ state (see .checkpoint)
     def state(self) -> dict[str, Any]:
-        state: dict[str, Any] = {
-            "separator": self.separator.state_dict(),
-            "optimiser": self.optimiser.state_dict(),
-            "critics": {k: c.state_dict() for k, c in self.critics.items()},
-            "critic_optimisers": {k: o.state_dict() for k, o in self.critic_optimisers.items()},
-            "samplers": {k: s.state_dict() for k, s in self.data.samplers().items()},
-            "rng": {"cpu": torch.get_rng_state()},
-            "counters": {
-                "epoch": self.epoch, "update_in_epoch": self.update_in_epoch, "updates": self.updates,
-                "best_validation": self.best_validation, "best_epoch": self.best_epoch,
-                "bad_epochs": self.bad_epochs, "rollbacks": self.rollbacks,
-            },
-            "history": self.history,
-            "selection": self.selection.state_dict(),
-            "adversarial_weight": self.adversarial_weight.state_dict(),
-        }
-        if self.average is not None:
-            state["average"] = self.average.state_dict()
-        state["rng"] = self._rng_state()
-        state["distributed"] = {"world_size": self.dist.world_size, "ranks": self._rank_states()}
-        return state
-
-    def _rng_state(self) -> dict[str, torch.Tensor]:
-        rng = {"cpu": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        return rng
-
-    def _rank_states(self) -> list[dict[str, Any]]:
-        """Every process's own random state and seeds, by rank (gathered: a collective)."""
-        local = {f"rng.{k}": v for k, v in self._rng_state().items()}
-        local.update({f"sampler.{k}": s.state_dict()["generator"] for k, s in self.data.samplers().items()})
-        local.update({f"seed.{k}": torch.tensor([v], dtype=torch.int64) for k, v in self.data.seeds.items()})
-        local["seed.torch"] = torch.tensor([self.torch_seed], dtype=torch.int64)
-        ranks = []
-        for entry in self.dist.gather_bytes(local):
-            ranks.append({
-                "rng": {k[4:]: v for k, v in entry.items() if k.startswith("rng.")},
-                "samplers": {k[8:]: {"generator": v} for k, v in entry.items() if k.startswith("sampler.")},
-                "seeds": {k[5:]: int(v[0]) for k, v in entry.items() if k.startswith("seed.")},
-            })
-        return ranks
+        return training_state(self)
 
     def load(self, state: dict[str, Any]) -> None:
-        written = int(state.get("distributed", {}).get("world_size", 1))
-        if written != self.dist.world_size:
-            how = "`sepkit run` (one process)" if written == 1 else f"{written} processes in all (torchrun --nproc_per_node={written} on one node)"
-            raise SepkitError(
-                f"the training state was written by {written} process(es) and this run has {self.dist.world_size}: "
-                f"every process's excerpt stream is part of the state, so resume with {how}"
-            )
-        own = state["distributed"]["ranks"][self.dist.rank] if "distributed" in state else state
-        try:
-            self.separator.load_state_dict(state["separator"])
-            load_optimiser_state(self.optimiser, state["optimiser"])
-            if set(state["critics"]) != set(self.critics):
-                raise SepkitError(
-                    f"the training state has critics {sorted(state['critics'])}, the recipe {sorted(self.critics)}"
-                )
-            for k, critic in self.critics.items():
-                critic.load_state_dict(state["critics"][k])
-                load_optimiser_state(self.critic_optimisers[k], state["critic_optimisers"][k])
-            for k, sampler in self.data.samplers().items():
-                sampler.load_state_dict(own["samplers"][k])
-            self._load_stabilisers(state)
-            torch.set_rng_state(own["rng"]["cpu"])
-            if "cuda" in own["rng"] and self.device.type == "cuda":
-                torch.cuda.set_rng_state(own["rng"]["cuda"], self.device)
-            c = state["counters"]
-        except SepkitError:
-            raise
-        except (KeyError, RuntimeError, ValueError) as exc:
-            raise SepkitError(f"training state does not fit this recipe: {type(exc).__name__}: {exc}") from None
-        self.epoch, self.update_in_epoch, self.updates = c["epoch"], c["update_in_epoch"], c["updates"]
-        self.best_validation, self.best_epoch = c["best_validation"], c["best_epoch"]
-        self.bad_epochs, self.rollbacks = c["bad_epochs"], c["rollbacks"]
-        self.history = list(state.get("history", []))
-        if "selection" in state:
-            self.selection.load_state_dict(state["selection"])
-        elif self.best_validation is not None:  # a state of an older sepkit: selection by the loss
-            self.selection.best = {"validation-loss": (self.best_validation, self.best_epoch)}
-            self.selection.bad_epochs = self.bad_epochs
-
-    def _load_stabilisers(self, state: dict[str, Any]) -> None:
-        """The weight average and the balanced weight's norms (absent from states of older runs)."""
-        if "adversarial_weight" in state:
-            self.adversarial_weight.load_state_dict(state["adversarial_weight"])
-        if self.average is not None:
-            if "average" not in state:
-                raise SepkitError("the training state has no weight average but the recipe sets training.ema")
-            self.average.load_state_dict(state["average"])
+        load_training_state(self, state)
 
     def save_state(self) -> None:
         """Write the training state (the first process; every process takes part in gathering it)."""
-        state = self.state()
-        if self.dist.is_main:
-            save_state(self.output_dir / STATE_FILE, state)
+        save_training_state(self)
 
     def resume(self) -> None:
-        self.load(load_state(self.output_dir / STATE_FILE))
-        if self.dist.is_main:
-            self.metrics.truncate_after(self.updates)
-            self.validation_log.truncate_after(self.updates)
+        resume_training_state(self)
 
-    def _log(self, journal: Journal, record: dict[str, Any]) -> None:
-        if self.dist.is_main:
-            journal.write(record)
+    def _save_model(self, validation: dict[str, Any] | None, file: str = MODEL_FILE) -> None:
+        save_model_file(self, validation, file)
 
-    def _remember_good(self) -> None:
-        self._last_good = copy.deepcopy({
-            "separator": self.separator.state_dict(), "optimiser": self.optimiser.state_dict(),
-            "critics": {k: c.state_dict() for k, c in self.critics.items()},
-            "critic_optimisers": {k: o.state_dict() for k, o in self.critic_optimisers.items()},
-            "adversarial_weight": self.adversarial_weight.state_dict(),
-            **({"average": self.average.state_dict()} if self.average is not None else {}),
-        })
+    @property
+    def metrics(self) -> Journal:
+        """The run's metrics.jsonl (written by the ``jsonl`` logger), for reading."""
+        return Journal(self.output_dir / METRICS_FILE)
 
-    def _roll_back(self, progress: TrainingProgress) -> None:
-        if self._last_good is None:
-            raise NonFiniteError("training diverged (non-finite losses) before any good state was kept")
-        good = self._last_good
-        self.separator.load_state_dict(good["separator"])
-        load_optimiser_state(self.optimiser, good["optimiser"])
-        for k in self.critics:
-            self.critics[k].load_state_dict(good["critics"][k])
-            load_optimiser_state(self.critic_optimisers[k], good["critic_optimisers"][k])
-        self._load_stabilisers(good)
-        self.rollbacks += 1
-        self.nonfinite = 0
+    @property
+    def validation_log(self) -> Journal:
+        """The run's validation.jsonl (written by the ``jsonl`` logger), for reading."""
+        return Journal(self.output_dir / VALIDATION_FILE)
+
+    # ------------------------------------------------------------------ the non-finite guard
+    def _keep_good_state(self) -> None:
+        self.guard.keep({**networks_state(self), **stabilisers_state(self)})
+
+    def _skip_nonfinite(self, progress: TrainingProgress) -> None:
+        """A non-finite update changed nothing: log it, and after too many in a row roll back."""
+        count = self.guard.failed()
+        self.loggers.log_metrics({"step": self.updates, "epoch": self.epoch + 1, "event": "nonfinite", "count": count})
+        if not self.guard.must_roll_back():
+            return
+        load_networks(self, self.guard.roll_back())
         progress.message(
             f"[{self.variant}] {self.cfg.max_nonfinite} non-finite steps: rolled back to the last good "
-            f"state (rollback {self.rollbacks}); sampling continues with fresh batches"
+            f"state (rollback {self.guard.rollbacks}); sampling continues with fresh batches"
         )
-        self._log(self.metrics, {"step": self.updates, "epoch": self.epoch, "event": "rollback", "rollbacks": self.rollbacks})
+        self.loggers.log_metrics({"step": self.updates, "epoch": self.epoch, "event": "rollback", "rollbacks": self.guard.rollbacks})
 
-    # ------------------------------------------------------------------ the loop
-    def _save_model(self, validation: dict[str, Any] | None, file: str = MODEL_FILE) -> None:
-        from ..model import save_model
-
-        save_model(
-            self.output_dir / file, recipe=self.recipe, representation=self.representation,
-            separator=self.inference_network,
-            metadata={"variant": self.variant, "epoch": self.epoch, "updates": self.updates,
-                      "validation": validation or {}},
-        )
-
+    # ------------------------------------------------------------------ an epoch's end
     def _end_epoch(self, progress: TrainingProgress, seconds: float) -> bool:
         """Validate, keep each selection rule's best model, decide early stopping (the first process;
         the others learn its decision). Returns True to stop."""
         stop = self._validate_and_save(progress, seconds) if self.dist.is_main else False
         if self.dist.enabled:
-            flag, self.bad_epochs = self.dist.broadcast_values([float(stop), float(self.bad_epochs)])
-            stop, self.bad_epochs = bool(flag), int(self.bad_epochs)
+            flag, bad_epochs = self.dist.broadcast_values([float(stop), float(self.stopping.bad_epochs)])
+            stop, self.stopping.bad_epochs = bool(flag), int(bad_epochs)
         return stop
 
     def _validate_and_save(self, progress: TrainingProgress, seconds: float) -> bool:
         record: dict[str, Any] = {"epoch": self.epoch, "step": self.updates, "seconds": seconds}
         stop = False
         if self.data.validation:
-            validation_started = time.perf_counter()
-            validation = self.validate()
-            record.update({"loss": validation["loss"], "sdr": validation["sdr"], "subsets": validation["subsets"],
-                           "validation_seconds": time.perf_counter() - validation_started})
-            improved_rules = self.selection.observe(self.epoch, validation)
-            for rule in improved_rules:
-                self._save_model(validation, rule_file(rule))
-            selected = self.cfg.select in improved_rules
-            if selected:
-                self._save_model(validation)
-            self.best_validation, self.best_epoch = self.selection.selected() or (None, None)
-            self.bad_epochs = self.selection.bad_epochs
-            improved = self.selection.stopping_rule in improved_rules
-            record.update({"best": improved, "bad_epochs": self.bad_epochs, "best_by": improved_rules})
-            if self.cfg.early_stopping and self.bad_epochs > self.cfg.patience:
-                stop = True
-            progress.message(self._validation_line(validation, improved))
+            stop = self._select(record, progress)
         else:
             self.best_epoch = self.epoch
             self._save_model(None)
             self._save_model(None, LAST_MODEL_FILE)
-        self.validation_log.write(record)
+        self.loggers.log_validation(record)
         self.history.append(record)
+        return stop
+
+    def _select(self, record: dict[str, Any], progress: TrainingProgress) -> bool:
+        """Validate, save the model of every rule this epoch is best by, count epochs without
+        improvement into ``record``; returns whether early stopping ends training here."""
+        validation_started = time.perf_counter()
+        validation = self.validate()
+        record.update({"loss": validation["loss"], "sdr": validation["sdr"], "subsets": validation["subsets"],
+                       "validation_seconds": time.perf_counter() - validation_started})
+        improved_rules = self.selection.observe(self.epoch, validation)
+        for rule in improved_rules:
+            self._save_model(validation, rule_file(rule))
+        if self.cfg.select in improved_rules:
+            self._save_model(validation)
+        self.best_validation, self.best_epoch = self.selection.selected() or (None, None)
+        stop = self.stopping.step(self.selection.bad_epochs)
+        improved = self.selection.stopping_rule in improved_rules
+        record.update({"best": improved, "bad_epochs": self.stopping.bad_epochs, "best_by": improved_rules})
+        progress.message(self._validation_line(validation, improved))
         return stop
 
     def _validation_line(self, validation: dict[str, Any], improved: bool) -> str:
@@ -569,6 +441,7 @@ class Trainer:
         return (f"[{self.variant}] epoch {self.epoch}: validation loss {validation['loss']:.5f}  simple SDR "
                 f"{sdr}  {what} {best}")
 
+    # ------------------------------------------------------------------ the loop
     def _request_stop(self, *_: Any) -> None:
         """First Ctrl-C: finish the current update, save the state, stop. Second: stop at once
         (the state of the last epoch end stays on disk)."""
@@ -588,100 +461,80 @@ class Trainer:
         if resume:
             self.resume()
         started = time.perf_counter()
-        cfg = self.cfg
-        # torchrun passes a Ctrl-C on as SIGINT, a scheduler's preemption (SLURM) comes as SIGTERM
-        handled = (signal.SIGINT, signal.SIGTERM) if self.dist.enabled else (signal.SIGINT,)
-        previous: dict[int, Any] | None = {sig: signal.getsignal(sig) for sig in handled}
-        try:
-            for sig in handled:
-                signal.signal(sig, self._request_stop)
-        except ValueError:  # not the main thread
-            previous = None
-        stopped_by = "max_epochs"
-        try:
-            with TrainingProgress(self.variant, cfg.updates_per_epoch, enabled=self.progress_enabled) as progress:
-                if self._finished():
-                    stopped_by = "already finished"
-                while not self._finished():
-                    if self.update_in_epoch == 0 or self._last_good is None:
-                        self._remember_good()
-                    progress.start_epoch(self.epoch + 1, self.update_in_epoch)
-                    epoch_started = time.perf_counter()
-                    window_started, window_updates = time.perf_counter(), 0
-                    while self.update_in_epoch < cfg.updates_per_epoch:
-                        interrupted = self._stop_agreed if self.dist.enabled else self._interrupted
-                        if interrupted or (stop_after_updates is not None and self.updates >= stop_after_updates):
-                            self.save_state()
-                            stopped_by = "interrupted"
-                            raise _Stop
-                        log = self.train_update()
-                        if log is None:
-                            self.nonfinite += 1
-                            self._log(self.metrics, {"step": self.updates, "epoch": self.epoch + 1, "event": "nonfinite", "count": self.nonfinite})
-                            if self.nonfinite >= cfg.max_nonfinite:
-                                if self.rollbacks >= cfg.max_nonfinite:
-                                    raise NonFiniteError(
-                                        f"training diverged: {self.rollbacks} rollbacks did not help; "
-                                        "lower the learning rates or alpha (see docs/training.md)"
-                                    )
-                                self._roll_back(progress)
-                            continue
-                        self.nonfinite = 0
-                        self.updates += 1
-                        self.update_in_epoch += 1
-                        window_updates += 1
-                        if self.updates % cfg.log_every == 0 or self.update_in_epoch == cfg.updates_per_epoch:
-                            values = self.dist.mean(log)  # over the processes: the global batch's
-                            elapsed = time.perf_counter() - window_started
-                            record = {
-                                "step": self.updates, "epoch": self.epoch + 1,
-                                "examples_per_second": window_updates * self._examples_per_update() / max(elapsed, 1e-9),
-                                "updates_per_second": window_updates / max(elapsed, 1e-9),
-                                "learning_rate": self.optimiser.param_groups[0]["lr"],
-                                **values,
-                            }
-                            self._log(self.metrics, record)
-                            window_started, window_updates = time.perf_counter(), 0
-                            shown = {k.replace("loss.", ""): v for k, v in values.items() if k.startswith("loss.") and k.count(".") == 1}
-                            progress.update(self.update_in_epoch, shown, self.updates * self.critic_iterations * bool(self.critics))
-                    self.epoch += 1
-                    self.update_in_epoch = 0
-                    stop = self._end_epoch(progress, time.perf_counter() - epoch_started)
-                    self.save_state()
-                    if stop:
-                        stopped_by = "early stopping"
-                        break
-        except _Stop:
-            pass
-        finally:
-            for sig, handler in (previous or {}).items():
-                signal.signal(sig, handler)
-        if stopped_by == "max_epochs" and self._stopped_early():
-            stopped_by = "early stopping"
+        run = RunInfo(self.output_dir, self.variant, self.updates if resume else None, self.recipe)
+        with self.loggers.running(run), stop_signals(self._request_stop, sigterm=self.dist.enabled):
+            with TrainingProgress(self.variant, self.cfg.updates_per_epoch, enabled=self.progress_enabled) as progress:
+                stopped_by = self._train_epochs(progress, stop_after_updates)
         if self.dist.is_main:
             self._plot()
         return TrainResult(
             variant=self.variant, output_dir=self.output_dir, epochs=self.epoch, updates=self.updates,
             best_epoch=self.best_epoch, best_validation=self.best_validation,
-            seconds=time.perf_counter() - started, stopped_by=stopped_by, rollbacks=self.rollbacks,
+            seconds=time.perf_counter() - started, stopped_by=stopped_by, rollbacks=self.guard.rollbacks,
             history=self.history,
         )
 
-    def _stopped_early(self) -> bool:
-        return bool(self.cfg.early_stopping and self.recipe.data.validation and self.bad_epochs > self.cfg.patience)
+    def _train_epochs(self, progress: TrainingProgress, stop_after_updates: int | None) -> str:
+        """Epochs to the end; returns why training stopped."""
+        if self._finished():
+            return "already finished"
+        while not self._finished():
+            if self.update_in_epoch == 0 or not self.guard.has_good_state:
+                self._keep_good_state()
+            progress.start_epoch(self.epoch + 1, self.update_in_epoch)
+            epoch_started = time.perf_counter()
+            if not self._train_epoch(progress, stop_after_updates):
+                self.save_state()
+                return "interrupted"
+            self.epoch += 1
+            self.update_in_epoch = 0
+            stop = self._end_epoch(progress, time.perf_counter() - epoch_started)
+            self.save_state()
+            if stop:
+                return "early stopping"
+        return "early stopping" if self.stopping.should_stop else "max_epochs"
+
+    def _train_epoch(self, progress: TrainingProgress, stop_after_updates: int | None) -> bool:
+        """The epoch's remaining updates; False when asked to stop first (Ctrl-C, SIGTERM, a test's
+        ``stop_after_updates``)."""
+        cfg = self.cfg
+        window = RateWindow()
+        while self.update_in_epoch < cfg.updates_per_epoch:
+            interrupted = self._stop_agreed if self.dist.enabled else self._interrupted
+            if interrupted or (stop_after_updates is not None and self.updates >= stop_after_updates):
+                return False
+            log = self.train_update()
+            if log is None:
+                self._skip_nonfinite(progress)
+                continue
+            self.guard.passed()
+            self.updates += 1
+            self.update_in_epoch += 1
+            window.count()
+            if self.updates % cfg.log_every == 0 or self.update_in_epoch == cfg.updates_per_epoch:
+                self._log_metrics(log, window, progress)
+        return True
+
+    def _log_metrics(self, log: dict[str, Any], window: RateWindow, progress: TrainingProgress) -> None:
+        """One metrics record (every process takes part: the values are the global batch's) and the
+        progress display."""
+        values = self.dist.mean(log)  # over the processes: the global batch's
+        self.loggers.log_metrics({
+            "step": self.updates, "epoch": self.epoch + 1, **window.rates(self._examples_per_update()),
+            "learning_rate": self.optimiser.param_groups[0]["lr"], **values,
+        })
+        window.reset()
+        shown = {k.replace("loss.", ""): v for k, v in values.items() if k.startswith("loss.") and k.count(".") == 1}
+        progress.update(self.update_in_epoch, shown, self.updates * self.critic_iterations * bool(self.critics))
 
     def _finished(self) -> bool:
-        return self.epoch >= self.cfg.max_epochs or self._stopped_early()
+        return self.epoch >= self.cfg.max_epochs or self.stopping.should_stop
 
     def _plot(self) -> None:
-        from .plots import plot_training_curves
-
+        """training-curves.png from the jsonl logs (none when the recipe leaves that logger out)."""
+        if "jsonl" not in self.loggers.names:
+            return
         try:
             plot_training_curves(self.metrics.read(), self.validation_log.read(), self.output_dir / "training-curves.png", title=self.variant)
         except Exception as exc:  # a plot must never lose a finished run
             print(f"warning: could not plot the training curves: {exc}")
-
-
-class _Stop(Exception):
-    pass
-
