@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import types
@@ -132,22 +133,83 @@ def test_a_hook_that_raises_names_the_plugin():
             registry("critic")
 
 
-def test_a_plugin_whose_import_fails_gets_a_one_line_error(tmp_path):
-    """An installed distribution whose entry point cannot be imported: one line, exit 3."""
-    dist = tmp_path / "brokenplugin-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: brokenplugin\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[sepkit]\nbroken = sepkit_missing_module_xyz\n")
-    env = {"PYTHONPATH": str(tmp_path)}
-    import os
+def fake_distribution(folder, name: str, entry_points: str, version: str = "1.0"):
+    """An installed distribution of ``name`` whose ``sepkit`` entry points are ``entry_points``."""
+    dist = folder / f"{name}-{version}.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (dist / "entry_points.txt").write_text(f"[sepkit]\n{entry_points}\n")
+    return folder
 
-    result = subprocess.run(
-        [sys.executable, "-m", "sepkit.cli.main", "plugins"],
-        capture_output=True, text=True, env={**os.environ, **env},
-    )
-    assert result.returncode == 3
+
+def test_a_plugin_whose_import_fails_is_a_one_line_warning_and_every_command_still_works(tmp_path):
+    """An installed distribution whose entry point cannot be imported: one warning line naming it
+    and its error; the command runs (exit 0) with every other plugin."""
+    fake_distribution(tmp_path, "brokenplugin", "broken = sepkit_missing_module_xyz")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "sepkit.cli.main", "plugins", "--json"], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert "plugin 'broken' from brokenplugin 1.0 failed to import" in lines[0]
-    assert "ModuleNotFoundError" in lines[0]
+    assert lines[0].startswith("warning: plugin 'broken' from brokenplugin 1.0 failed to import")
+    assert "ModuleNotFoundError" in lines[0] and lines[0].endswith("; skipped")
     assert "Traceback" not in result.stderr
+    assert BUILTINS <= {(r["kind"], r["name"]) for r in json.loads(result.stdout)}
+
+
+def test_the_skipped_plugin_is_listed_with_its_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(fake_distribution(tmp_path, "brokenplugin", "broken = sepkit_missing_module_xyz")))
+    with use_plugins(entry_points=True) as system:
+        assert "unet" in registry("separator")
+        from sepkit.cli.plugins import plugin_rows
+
+        rows = {r["plugin"]: r for r in plugin_rows(system)}
+    assert rows["broken"]["distribution"] == "brokenplugin" and "ModuleNotFoundError" in rows["broken"]["error"]
+    assert rows["unet"]["hooks"] == ["register_separators"] and rows["unet"]["error"] is None
+    assert capsys.readouterr().err.count("warning: plugin 'broken'") == 1
+
+
+def test_sepkit_load_plugins_limits_loading_to_the_named_distributions(tmp_path, monkeypatch, capsys):
+    """As llm's LLM_LOAD_PLUGINS: named distributions only, sepkit's built-ins always, empty: built-ins only."""
+    monkeypatch.syspath_prepend(str(fake_distribution(tmp_path, "brokenplugin", "broken = sepkit_missing_module_xyz")))
+    monkeypatch.setenv("SEPKIT_LOAD_PLUGINS", "")
+    system = PluginSystem(entry_points=True)
+    assert {p.provider.distribution for p in system.loaded()} == {"sepkit"} and not system.failures
+    assert BUILTINS <= {(kind, e.name) for kind in KINDS for e in system.registry(kind).entries()}
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("SEPKIT_LOAD_PLUGINS", "Brokenplugin, not_installed_xyz")
+    system = PluginSystem(entry_points=True)
+    assert [f.provider.plugin for f in system.failures] == ["broken"]
+    assert {p.provider.distribution for p in system.loaded()} == {"sepkit"}
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "plugin 'broken' from brokenplugin" in err[0]
+    assert err[1] == "warning: SEPKIT_LOAD_PLUGINS names 'not-installed-xyz', which is no installed distribution with sepkit plugins"
+
+
+def test_a_plugin_whose_commands_fail_is_skipped_and_the_others_run(run_cli):
+    def broken(app):
+        raise RuntimeError("boom")
+
+    with use_plugins(make_plugin("broken_commands", register_commands=broken), "sepkit_plugins.divergences"):
+        result = run_cli("plugins", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.strip() == ("warning: plugin 'broken_commands' ((not installed) -) failed in register_commands: "
+                                     "RuntimeError: boom; skipped")
+    assert {(r["kind"], r["name"]) for r in json.loads(result.stdout)} == {
+        ("divergence", "js"), ("divergence", "kl"), ("divergence", "wasserstein-gp")}
+
+
+def test_plugins_lists_loggers_commands_and_each_distributions_hooks(run_cli):
+    def commands(app):
+        @app.command("hello-there")
+        def hello() -> None:
+            """Say hello."""
+
+    with use_plugins(make_plugin("only_commands", register_commands=commands), "sepkit_plugins.loggers"):
+        rows = json.loads(run_cli("plugins", "--json").stdout)
+        hooks = {r["plugin"]: r["hooks"] for r in json.loads(run_cli("plugins", "--json", "--distributions").stdout)}
+        table = run_cli("plugins").stdout
+    assert {(r["kind"], r["name"]) for r in rows} == {
+        ("logger", "jsonl"), ("logger", "csv"), ("logger", "tensorboard"), ("command", "hello-there")}
+    assert hooks == {"only_commands": ["register_commands"], "sepkit_plugins.loggers": ["register_loggers"]}
+    assert "plugins by distribution" in table and "register_commands" in table and "hello-there" in table

@@ -11,7 +11,8 @@ component they checked, for further assertions).
 
 from .critic import check_critic
 from .divergence import MLPCritic, check_divergence
+from .logger import check_logger
 from .representation import check_representation
 from .separator import check_separator
 
-__all__ = ["MLPCritic", "check_critic", "check_divergence", "check_representation", "check_separator"]
+__all__ = ["MLPCritic", "check_critic", "check_divergence", "check_logger", "check_representation", "check_separator"]
