@@ -124,14 +124,25 @@ def assemble(files: np.ndarray, signature: Signature, clip: bool, out: np.ndarra
         return out
     shape = files.shape[:-3] + (len(signature),) + files.shape[-2:]
     if out is None:
-        out = np.zeros(shape, dtype=np.float32)
-    else:
-        out[...] = 0.0
+        out = np.empty(shape, dtype=np.float32)
     for stem, parts in enumerate(signature):
-        for index, gain in parts:
-            out[..., stem, :, :] += gain * files[..., index, :, :]
+        # 0 + gain * file, then + gain * file per further part, in float32; written without the
+        # zeros and the temporaries (x * 1 = x and x + (-1 * y) = x - y exactly).
+        target = out[..., stem, :, :]
+        if not parts:
+            target[...] = 0.0
+        for position, (index, gain) in enumerate(parts):
+            source = files[..., index, :, :]
+            if position == 0:
+                np.multiply(source, np.float32(gain), out=target)
+            elif gain == 1.0:
+                np.add(target, source, out=target)
+            elif gain == -1.0:
+                np.subtract(target, source, out=target)
+            else:
+                np.add(target, np.float32(gain) * source, out=target)
         if clip:
-            np.clip(out[..., stem, :, :], -1.0, 1.0, out=out[..., stem, :, :])
+            np.clip(target, -1.0, 1.0, out=target)
     return out
 
 
