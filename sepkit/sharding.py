@@ -37,6 +37,7 @@ import torch.distributed as dist
 
 from .errors import SepkitError
 from .model import Model, load_model
+from .training.distributed import Distributed
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -50,20 +51,10 @@ _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS
 
 
 @dataclass(frozen=True)
-class Shard:
-    """This process's share of a list: ``items[rank::world_size]``; ``world_size == 1`` is all of it."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
+class Shard(Distributed):
+    """This process's share of a list: ``items[rank::world_size]``; ``world_size == 1`` is all of it.
+    (A :class:`~sepkit.training.distributed.Distributed` place that joins torchrun's process group
+    only when it first needs to wait for or gather from the others.)"""
 
     def take(self, items: Sequence[T]) -> list[T]:
         """Every ``world_size``-th item from ``rank`` on (round robin: shards differ by one item at most)."""

@@ -58,3 +58,24 @@ def write_recipe(tmp_path):
 
 
 os.environ.setdefault("SEPKIT_TEST", "1")
+
+
+def save_demo_sized_model(path: Path) -> Path:
+    """A model of the demo recipe's size (recipes/demo.toml), randomly initialised, with non-zero
+    biases as a trained model has (freshly initialised ones are zero, and zero in gives zero out).
+    Needs the built-in plugins (``use_plugins(entry_points=True)``)."""
+    import torch
+
+    from sepkit.build import build_representation, build_separator
+    from sepkit.model_file import save_model
+    from sepkit.recipe import load_recipe
+
+    recipe = load_recipe(REPO / "recipes" / "demo.toml", check_data=False).variants["baseline"]
+    torch.manual_seed(0)
+    representation = build_representation(recipe)
+    separator = build_separator(recipe, representation)
+    with torch.no_grad():
+        for name, parameter in separator.named_parameters():
+            if name.endswith("bias"):
+                parameter.uniform_(0.01, 0.2)
+    return save_model(path, recipe=recipe, representation=representation, separator=separator)

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from sepkit.plugins import use_plugins
-from tests.conftest import REPO
+from tests.conftest import save_demo_sized_model
 
 RATE = 44100
 
@@ -31,25 +31,10 @@ def default_model(builtins):
 
 @pytest.fixture(scope="module")
 def demo_model(builtins, tmp_path_factory):
-    """A model of the demo recipe's size (recipes/demo.toml), randomly initialised, with non-zero
-    biases as a trained model has (freshly initialised ones are zero, and zero in gives zero out)."""
-    import torch
+    """A demo-sized model with non-zero biases (see save_demo_sized_model)."""
+    from sepkit.model import load_model
 
-    from sepkit.build import build_representation, build_separator
-    from sepkit.model import load_model, save_model
-    from sepkit.recipe import load_recipe
-
-    recipe = load_recipe(REPO / "recipes" / "demo.toml", check_data=False).variants["baseline"]
-    torch.manual_seed(0)
-    representation = build_representation(recipe)
-    separator = build_separator(recipe, representation)
-    with torch.no_grad():
-        for name, parameter in separator.named_parameters():
-            if name.endswith("bias"):
-                parameter.uniform_(0.01, 0.2)
-    path = save_model(tmp_path_factory.mktemp("demo") / "demo.safetensors", recipe=recipe,
-                      representation=representation, separator=separator)
-    return load_model(path)
+    return load_model(save_demo_sized_model(tmp_path_factory.mktemp("demo") / "demo.safetensors"))
 
 
 def music(seconds: float = 2.0, rate: int = RATE, seed: int = 0) -> np.ndarray:

@@ -18,7 +18,7 @@ import torch
 from sepkit.errors import SepkitError
 from sepkit.plugins import use_plugins
 from sepkit.sharding import Shard, shard_from_environment
-from tests.conftest import REPO
+from tests.conftest import REPO, save_demo_sized_model
 
 RATE = 8192
 FILES = ("song1", "song2", "song3")
@@ -26,23 +26,8 @@ FILES = ("song1", "song2", "song3")
 
 @pytest.fixture(scope="module")
 def demo_model(tmp_path_factory) -> Path:
-    """A model of the demo recipe's size, randomly initialised with non-zero biases (so that it
-    gives sound, not zeros)."""
-    from sepkit.build import build_representation, build_separator
-    from sepkit.model_file import save_model
-    from sepkit.recipe import load_recipe
-
     with use_plugins(entry_points=True):
-        recipe = load_recipe(REPO / "recipes" / "demo.toml", check_data=False).variants["baseline"]
-        torch.manual_seed(0)
-        representation = build_representation(recipe)
-        separator = build_separator(recipe, representation)
-        with torch.no_grad():
-            for name, parameter in separator.named_parameters():
-                if name.endswith("bias"):
-                    parameter.uniform_(0.01, 0.2)
-        return save_model(tmp_path_factory.mktemp("demo") / "demo.safetensors", recipe=recipe,
-                          representation=representation, separator=separator)
+        return save_demo_sized_model(tmp_path_factory.mktemp("demo") / "demo.safetensors")
 
 
 @pytest.fixture(scope="module")
