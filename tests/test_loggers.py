@@ -161,7 +161,12 @@ class Failing(Recording):
 
 def logger_plugin():
     module = type(sys)("recording_loggers")
-    module.register_loggers = sepkit.hookimpl(lambda register: (register("recording", Recording), register("failing", Failing)))
+
+    def register_loggers(register):
+        register("recording", Recording)
+        register("failing", Failing)
+
+    module.register_loggers = sepkit.hookimpl(register_loggers)
     return module
 
 

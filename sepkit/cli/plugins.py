@@ -7,6 +7,10 @@ import json
 from typing import Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..plugins import KINDS, PluginSystem, plugin_system
 
 HELP = """List every registered component (representations, separators, critics, divergences,
 datasets, loggers) and every command a plugin adds, with the distribution and version that provide
@@ -28,17 +32,12 @@ def register(app: typer.Typer) -> None:
             False, "--distributions", help="With --json: each distribution's plugins and hooks instead of the components."
         ),
     ) -> None:
-        from ..plugins import plugin_system
-
         system = plugin_system()
         rows = component_rows(system) + command_rows(system)
         loaded = plugin_rows(system)
         if as_json:
             typer.echo(json.dumps(loaded if distributions else rows, indent=2))
             return
-        from rich.console import Console
-        from rich.table import Table
-
         console = Console()
         components = Table(title="sepkit components")
         for column in COLUMNS:
@@ -55,9 +54,7 @@ def register(app: typer.Typer) -> None:
         console.print(table)
 
 
-def component_rows(system: Any) -> list[dict[str, str]]:
-    from ..plugins import KINDS
-
+def component_rows(system: PluginSystem) -> list[dict[str, str]]:
     return [
         {"kind": kind, "name": entry.name, "distribution": entry.provider.distribution, "version": entry.provider.version}
         for kind in KINDS
@@ -65,7 +62,7 @@ def component_rows(system: Any) -> list[dict[str, str]]:
     ]
 
 
-def command_rows(system: Any) -> list[dict[str, str]]:
+def command_rows(system: PluginSystem) -> list[dict[str, str]]:
     """The commands each plugin adds, found by letting it add them to an empty application."""
     rows = []
     for provider, function in system.implementations("register_commands", app=(scratch := typer.Typer())):
@@ -85,7 +82,7 @@ def _command_names(app: typer.Typer) -> list[str]:
     return commands + groups
 
 
-def plugin_rows(system: Any) -> list[dict[str, Any]]:
+def plugin_rows(system: PluginSystem) -> list[dict[str, Any]]:
     """Every loaded plugin with its hooks, then every skipped one with its error."""
     rows = [
         {"distribution": p.provider.distribution, "version": p.provider.version, "plugin": p.provider.plugin,

@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import Iterable
 
 import torch
+import torch.distributed as dist
 
 from ..errors import SepkitError
 
@@ -64,8 +65,6 @@ class Distributed:
     # -- collectives ---------------------------------------------------------------------------
     def barrier(self) -> None:
         if self.enabled:
-            import torch.distributed as dist
-
             if self.backend == "nccl":
                 dist.barrier(device_ids=[torch.cuda.current_device()])
             else:
@@ -77,8 +76,6 @@ class Distributed:
         gradient; the flag rides along with the first, so nothing waits on the host."""
         if not self.enabled:
             return bad
-        import torch.distributed as dist
-
         groups: dict[torch.dtype, list[torch.Tensor]] = {}
         for parameter in parameters:
             if parameter.grad is not None:
@@ -107,8 +104,6 @@ class Distributed:
     def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
         """``tensor`` summed over the processes (in place; returned)."""
         if self.enabled:
-            import torch.distributed as dist
-
             dist.all_reduce(tensor)
         return tensor
 
@@ -131,8 +126,6 @@ class Distributed:
         """Rank 0's ``values`` in every process."""
         if not self.enabled:
             return list(values)
-        import torch.distributed as dist
-
         tensor = torch.tensor(values, dtype=torch.float64, device=self._comm_device())
         dist.broadcast(tensor, 0)
         return tensor.tolist()
@@ -141,8 +134,6 @@ class Distributed:
         """Every process starts from rank 0's parameters and buffers."""
         if not self.enabled:
             return
-        import torch.distributed as dist
-
         for module in modules:
             for tensor in module.state_dict().values():
                 if tensor.device.type == self._comm_device().type:
@@ -159,8 +150,6 @@ class Distributed:
         local = [tensors[k].detach().to("cpu").contiguous() for k in keys]
         if not self.enabled:
             return [dict(zip(keys, local))]
-        import torch.distributed as dist
-
         flat = torch.cat([t.reshape(-1).view(torch.uint8) for t in local]).to(self._comm_device())
         gathered = [torch.empty_like(flat) for _ in range(self.world_size)]
         dist.all_gather(gathered, flat)
@@ -177,8 +166,6 @@ class Distributed:
 
 def current() -> Distributed:
     """This process's :class:`Distributed`: from the initialised process group, else a plain run."""
-    import torch.distributed as dist
-
     if not (dist.is_available() and dist.is_initialized()):
         return Distributed()
     return Distributed(
@@ -195,8 +182,6 @@ def init_from_environment(device: torch.device) -> Distributed:
     """Join the process group torchrun described in the environment (``WORLD_SIZE``, ``RANK``,
     ``LOCAL_RANK``, ``MASTER_ADDR``...): NCCL when training on CUDA, gloo otherwise. A plain
     process (no ``WORLD_SIZE`` above 1) gets a one-process :class:`Distributed`."""
-    import torch.distributed as dist
-
     if not launched_by_torchrun():
         return Distributed()
     if dist.is_initialized():
@@ -221,7 +206,5 @@ def init_from_environment(device: torch.device) -> Distributed:
 
 
 def _shutdown() -> None:
-    import torch.distributed as dist
-
     if dist.is_initialized():
         dist.destroy_process_group()

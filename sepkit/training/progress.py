@@ -6,6 +6,9 @@ import sys
 import time
 from typing import Any
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
 
 class TrainingProgress:
     """Shows separator and critic steps, current losses, examples/s and time to the epoch's end."""
@@ -22,9 +25,6 @@ class TrainingProgress:
 
     def __enter__(self) -> "TrainingProgress":
         if self.interactive:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                 TimeRemainingColumn(), TextColumn("{task.fields[status]}"),

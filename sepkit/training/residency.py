@@ -12,15 +12,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from typing import TYPE_CHECKING
-
 import torch
 
+from ..errors import ShapeError
 from ..recipe.schema import DataConfig, parse_memory_budget
-
-if TYPE_CHECKING:
-    from ..representation import Representation
-    from ..separator import Window
+from ..representation import Representation
+from ..separator import Window
 
 
 def device_memory(device: torch.device) -> int:
@@ -74,11 +71,9 @@ def human_bytes(count: float) -> str:
     raise AssertionError  # pragma: no cover
 
 
-def feature_bytes(shapes: list[tuple[int, ...]], representation: "Representation", window: "Window") -> int:
+def feature_bytes(shapes: list[tuple[int, ...]], representation: Representation, window: Window) -> int:
     """Bytes of the float32 features (with context padding) of tracks of these ``[S, C, L]`` shapes:
     what keeping them resident costs. Tracks shorter than one output window are not counted."""
-    from ..errors import ShapeError
-
     total = 0
     for stems, channels, length in shapes:
         try:

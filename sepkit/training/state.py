@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save
 
 from ..errors import SepkitError
+from ..io import write_bytes
 
 FORMAT = "sepkit-train-state/1"
 
@@ -64,10 +67,6 @@ def _digest(tensors: dict[str, torch.Tensor], skeleton: str) -> str:
 def save_state(path: Path, state: dict[str, Any]) -> None:
     """Write ``state`` atomically (a temporary file in the same folder, fsync, rename), with a
     checksum: a failed write keeps the previous state whole, a damaged file is never resumed."""
-    from safetensors.torch import save
-
-    from ..io import write_bytes
-
     tensors: dict[str, torch.Tensor] = {}
     skeleton = json.dumps(pack(state, tensors))
     metadata = {"format": FORMAT, "state": skeleton, "sha256": _digest(tensors, skeleton)}
@@ -84,8 +83,6 @@ def _metadata(path: Path, handle: Any) -> dict[str, str]:
 def load_state(path: Path) -> dict[str, Any]:
     """Read a state written by :func:`save_state`; a corrupt file is a one-line error (and is left
     as it is)."""
-    from safetensors import safe_open
-
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = _metadata(path, f)
@@ -108,8 +105,6 @@ def load_state(path: Path) -> dict[str, Any]:
 
 def read_counters(path: Path) -> dict[str, Any]:
     """The counters (epoch, updates...) of a state file, from its metadata alone (no tensor read)."""
-    from safetensors import safe_open
-
     try:
         with safe_open(str(path), framework="pt") as f:
             skeleton = json.loads(_metadata(path, f)["state"])
