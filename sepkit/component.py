@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
-from typing import Annotated, Any, ClassVar, TypeVar
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, ClassVar, TypeVar, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
@@ -43,7 +43,9 @@ def none_from_toml(value: Any) -> Any:
     return value
 
 
-#: An optional setting written in TOML: ``TomlOptional[float]`` accepts a float, ``false`` or ``"none"``.
+#: THE type of an optional setting (recipe schema and every component's ``Config``):
+#: ``TomlOptional[float]`` accepts a float, ``false`` or ``"none"``, and None. Resolved recipes write
+#: None as ``false``, so a setting that may be None must use it to read them back.
 TomlOptional = Annotated[T | None, BeforeValidator(none_from_toml)]
 
 
@@ -57,15 +59,32 @@ class EmptyConfig(ComponentConfig):
     """For components that take no settings."""
 
 
+#: What a component's constructor accepts as its config: an instance of its ``Config`` (taken as
+#: is), or the plain values of one (a recipe table without its ``type`` key, a dict in a test).
+ConfigValues = Union[ComponentConfig, Mapping[str, Any], None]
+
+
 class Component:
-    """Mixin for every registered class: it carries its ``Config`` and keeps the validated instance."""
+    """Base of every registered class: it carries its ``Config`` and keeps the validated instance.
+
+    ``Component.__init__`` parses the config once: the recipe hands over the instance it validated
+    (see :meth:`parse_config`), tests and notebooks may pass a dict. Subclasses read ``self.config``
+    and never parse again.
+    """
 
     Config: ClassVar[type[ComponentConfig]] = EmptyConfig
     config: Any
 
+    def __init__(self, config: ConfigValues = None) -> None:
+        self.config = type(self).parse_config(config)
+
     @classmethod
-    def parse_config(cls, values: dict[str, Any] | ComponentConfig | None = None) -> ComponentConfig:
-        """Validate ``values`` (a recipe table without its ``type`` key) against ``cls.Config``."""
+    def parse_config(cls, values: ConfigValues = None) -> ComponentConfig:
+        """Validate ``values`` against ``cls.Config``; an instance of ``cls.Config`` is returned as is.
+
+        This is what a recipe calls once per component table when it is validated; the class is then
+        built from the result without a second validation.
+        """
         if isinstance(values, cls.Config):
             return values
         return cls.Config.model_validate(dict(values or {}))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .component import Component, ComponentConfig
+from .component import Component, ConfigValues
 from .errors import ShapeError
 
 
@@ -16,12 +16,13 @@ class Critic(Component, nn.Module):
     (the paper's DCGAN looks at a 256 x 64 centre crop); that is its own business.
     """
 
-    def __init__(self, config: ComponentConfig, *, input_shape: tuple[int, int, int]) -> None:
+    def __init__(self, config: ConfigValues, *, input_shape: tuple[int, int, int]) -> None:
         nn.Module.__init__(self)
-        self.config = config
+        Component.__init__(self, config)
         self.input_shape = tuple(int(s) for s in input_shape)
 
     def check_input(self, features: torch.Tensor) -> None:
+        """Raise a one-line :class:`ShapeError` unless ``features`` is ``[batch, *input_shape]``."""
         if features.dim() != 4 or tuple(features.shape[1:]) != self.input_shape:
             c, f, t = self.input_shape
             raise ShapeError(

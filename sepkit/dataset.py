@@ -11,9 +11,11 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
-from .component import Component, ComponentConfig
+from pydantic import Field
+
+from .component import Component, ComponentConfig, ConfigValues
 from .errors import SepkitError
 
 #: The roles a dataset can play in a recipe.
@@ -54,15 +56,33 @@ class Track:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
+class DatasetConfig(ComponentConfig):
+    """Base of every dataset's config: what the core reads from it, declared here."""
+
+    name: str = Field("", description="Subset label used in result tables (default: the dataset's own).")
+
+
 class Dataset(Component, abc.ABC):
     """A collection of tracks for one role.
 
     ``sources`` are the recipe's sources (for paired/validation/test roles); for the ``solo`` role
     ``sources`` has one entry, the source the recordings are of; for ``mixtures`` it is the recipe's.
+    A dataset's ``Config`` derives from :class:`DatasetConfig` (checked when the class is defined).
     """
 
-    def __init__(self, config: ComponentConfig, *, role: Role, sources: list[str]) -> None:
-        self.config = config
+    Config: ClassVar[type[DatasetConfig]] = DatasetConfig
+    config: DatasetConfig
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not (isinstance(cls.Config, type) and issubclass(cls.Config, DatasetConfig)):
+            raise TypeError(
+                f"{cls.__module__}.{cls.__name__}.Config must derive from sepkit.dataset.DatasetConfig "
+                f"(it declares the 'name' label), got {cls.Config!r}"
+            )
+
+    def __init__(self, config: ConfigValues, *, role: Role, sources: list[str]) -> None:
+        super().__init__(config)
         self.role = role
         self.sources = list(sources)
 
@@ -72,8 +92,14 @@ class Dataset(Component, abc.ABC):
 
     @property
     def name(self) -> str:
-        """A label for tables (the subset name when the config has one)."""
-        return getattr(self.config, "name", None) or type(self).__name__
+        """A label for tables: the config's ``name``, else the class name (layouts override it)."""
+        return self.config.name or type(self).__name__
+
+    @property
+    def location(self) -> str:
+        """Where the tracks come from, for messages and ``sepkit data inspect`` (a folder, a URL);
+        empty (the default) when there is no such place."""
+        return ""
 
     @staticmethod
     def resolve_root(root: str | Path) -> Path:

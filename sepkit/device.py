@@ -1,6 +1,9 @@
-"""Choosing the torch device from a user's ``auto|cpu|cuda|mps`` (or ``cuda:1``), for training and separation."""
+"""Choosing the torch device from a user's ``auto|cpu|cuda|mps`` (or ``cuda:1``), for training and
+separation, and finding the device a module is on."""
 
 from __future__ import annotations
+
+import itertools
 
 import torch
 
@@ -34,3 +37,10 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     if device.type not in ("cpu", "cuda", "mps"):
         raise SepkitError(f"unsupported device {name!r}; use auto, cpu, cuda, cuda:N or mps")
     return device
+
+
+def device_of(module: torch.nn.Module) -> torch.device:
+    """Where a module's first parameter (else buffer) lives; CPU for a module with neither."""
+    for tensor in itertools.chain(module.parameters(), module.buffers()):
+        return tensor.device
+    return torch.device("cpu")

@@ -7,7 +7,7 @@ from typing import ClassVar, NamedTuple
 
 import torch
 
-from .component import Component, ComponentConfig
+from .component import Component
 from .critic import Critic
 
 
@@ -23,16 +23,13 @@ class Divergence(Component, abc.ABC):
 
     ``critic_loss`` is minimised by the critic; its negation (without regularisers) is the
     divergence estimate that the trainer logs (``CriticLoss.estimate``). ``separator_loss`` is minimised by
-    the separator (through ``fake``).
+    the separator (through ``fake``). Built with ``cls(config)``: :class:`Component`'s constructor.
     """
 
     #: Critic updates per separator update when the recipe says ``critic_iterations = "auto"``:
     #: Wasserstein critics must be near-optimal for their gradient to mean anything (WGAN: 5);
     #: GAN-style divergences usually alternate one for one (TTUR practice).
     default_critic_iterations: ClassVar[int] = 5
-
-    def __init__(self, config: ComponentConfig) -> None:
-        self.config = config
 
     @abc.abstractmethod
     def critic_loss(

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from .build import build_representation, build_separator
-from .device import resolve_device
+from .device import device_of, resolve_device
 from .errors import PluginError, SepkitError
 from .model_file import FORMAT, FORMAT_VERSION, check_finite, check_header, model_recipe, read_header, save_model, stored_json
 from .recipe.schema import Recipe
@@ -120,9 +120,7 @@ class Model:
 
     @property
     def device(self) -> "torch.device":
-        from .separation.engine import _device_of
-
-        return _device_of(self.separator)
+        return device_of(self.separator)
 
     def to(self, device: "str | torch.device") -> "Model":
         """Move the separator to ``device`` (``auto`` picks CUDA, MPS or CPU); returns self.

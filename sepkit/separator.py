@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from .component import Component, ComponentConfig
+from .component import Component, ConfigValues, checks_values
 from .errors import ShapeError
 
 if TYPE_CHECKING:
@@ -50,14 +50,14 @@ class Separator(Component, nn.Module, abc.ABC):
     """``[B, C, F, T_in]`` mixture features -> ``[B, N, C, F, T_out]`` source features.
 
     ``N = num_sources``, ``C = num_channels``, ``F = num_bins`` (the representation's), and
-    ``T_in``/``T_out`` as declared by :attr:`window`.
+    ``T_in``/``T_out`` as declared by :attr:`window`. ``forward`` starts with
+    ``self.check_input(mixture)``: the base class's check is complete (type, rank, every size,
+    dtype, values), so a separator adds only what its own architecture needs.
     """
 
-    def __init__(
-        self, config: ComponentConfig, *, num_sources: int, num_channels: int, num_bins: int
-    ) -> None:
+    def __init__(self, config: ConfigValues, *, num_sources: int, num_channels: int, num_bins: int) -> None:
         nn.Module.__init__(self)
-        self.config = config
+        Component.__init__(self, config)
         self.num_sources = int(num_sources)
         self.num_channels = int(num_channels)
         self.num_bins = int(num_bins)
@@ -76,14 +76,40 @@ class Separator(Component, nn.Module, abc.ABC):
         """
 
     def check_input(self, mixture: torch.Tensor) -> None:
-        """Raise a :class:`ShapeError` naming the expected shape when ``mixture`` does not fit."""
-        w = self.window
-        expected = f"[batch, {self.num_channels}, {self.num_bins}, {w.input_frames}]"
-        if mixture.dim() != 4:
-            raise ShapeError(f"separator expects mixture features {expected}, got {list(mixture.shape)}")
-        _, c, f, t = mixture.shape
-        if c != self.num_channels or f != self.num_bins or t != w.input_frames:
-            raise ShapeError(f"separator expects mixture features {expected}, got {list(mixture.shape)}")
+        """Raise a one-line :class:`ShapeError` naming the expected shape and what is wrong.
+
+        Checked: a floating-point tensor ``[batch, num_channels, num_bins, window.input_frames]``,
+        and (unless inside :func:`~sepkit.component.trusted_values`) finite values.
+        """
+        problem = _input_problem(mixture, self.window, self.num_channels, self.num_bins)
+        if problem is not None:
+            w = self.window
+            expected = f"[batch, {self.num_channels}, {self.num_bins}, {w.input_frames}]"
+            raise ShapeError(f"{type(self).__name__} expects mixture features {expected}, {problem}")
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def _input_problem(mixture: object, window: Window, channels: int, bins: int) -> str | None:
+    """What is wrong with ``mixture`` as the input of a separator with these sizes (None: nothing)."""
+    if not isinstance(mixture, torch.Tensor):
+        return f"got a {type(mixture).__name__}, not a tensor"
+    shape = list(mixture.shape)
+    if mixture.dim() != 4:
+        return f"got a {mixture.dim()}-D tensor of shape {shape}"
+    if mixture.shape[1] != channels:
+        return f"got {mixture.shape[1]} channels (shape {shape})"
+    if mixture.shape[2] != bins:
+        return f"got {mixture.shape[2]} bins (shape {shape})"
+    if mixture.shape[3] != window.input_frames:
+        amount = "too few" if mixture.shape[3] < window.input_frames else "too many"
+        return (
+            f"got {mixture.shape[3]} frames, {amount} (the window is {window.context_before} context + "
+            f"{window.output_frames} output + {window.context_after} context frames)"
+        )
+    if not mixture.is_floating_point():
+        return f"got dtype {mixture.dtype}, not a floating-point tensor"
+    if checks_values() and not bool(torch.isfinite(mixture).all()):
+        return "got NaN or infinite values"
+    return None

@@ -97,6 +97,36 @@ class Lenient(type(representation())):
         pass
 
 
+class UnderstatedFrameLength(type(representation())):
+    @property
+    def frame_length(self):
+        return self.hop_length  # the frames span n_fft = 8 hops (config below)
+
+
+class SquaredMagnitudes(type(representation())):
+    """Claims magnitudes but decodes their squares: masks no longer split the mixture."""
+
+    def __init__(self, config, *, sample_rate):
+        super().__init__(config, sample_rate=sample_rate)
+        self.invertible = False
+
+    def decode(self, features, context, length):
+        return super().decode(self.from_linear(self.to_linear(features).square()), context, length)
+
+
+@pytest.mark.parametrize(
+    ("cls", "config", "message"),
+    [
+        (UnderstatedFrameLength, {"n_fft": 1024, "hop_length": 128}, r"frame_length = 128 understates the samples a frame depends on"),
+        (SquaredMagnitudes, {}, r"declares magnitude_spectrogram, but sources whose linear magnitudes"),
+    ],
+)
+def test_check_representation_catches_broken_declarations(cls, config, message):
+    check_representation(type(representation())(cls.parse_config(config), sample_rate=8192))  # the honest one passes
+    with pytest.raises(AssertionError, match=message):
+        check_representation(cls(cls.parse_config(config), sample_rate=8192))
+
+
 @pytest.mark.parametrize(
     ("cls", "message"),
     [

@@ -33,6 +33,10 @@ class Framing(Representation):
     def hop_length(self) -> int:
         return self.config.hop
 
+    @property
+    def frame_length(self) -> int:
+        return self.config.hop
+
     def num_frames(self, num_samples: int) -> int:
         return num_samples // self.config.hop
 

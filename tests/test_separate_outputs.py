@@ -339,7 +339,7 @@ def test_shifts_average_passes_deterministically(default_model):
 
 
 def test_shift_delays_cover_the_window():
-    from sepkit.separation.engine import shift_delays
+    from sepkit.separation.streaming import shift_delays
 
     delays = shift_delays(200, 1000, seed=0)
     assert delays[0] == 0 and len(delays) == 200 and all(1 <= d < 1000 for d in delays[1:])

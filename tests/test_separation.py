@@ -16,8 +16,8 @@ from sepkit.errors import NotImplementedComponentError, SepkitError, ShapeError
 from sepkit.model import Model
 from sepkit.plugins import use_plugins
 from sepkit.separation import DEFAULT_OVERLAP, StreamingSeparator, WindowPlan, separate_features
-from sepkit.separation.engine import EngineOptions, frame_support
-from sepkit.separation.windows import _taper, window_hop
+from sepkit.separation.engine import EngineOptions
+from sepkit.separation.windows import _taper, window_step
 from sepkit.separator import Window
 
 
@@ -50,7 +50,7 @@ WINDOW = Window(input_frames=24, output_frames=18, context_before=4, context_aft
 
 def test_paper_layout_shifts_the_last_window_back():
     plan = WindowPlan(WINDOW, 0.0, 100)
-    assert plan.hop == 18
+    assert plan.step == 18
     assert plan.all_starts().tolist() == [0, 18, 36, 54, 72, 82]
     weights = plan.weights(plan.all_starts())
     assert (weights[:-1] == 1).all()
@@ -64,7 +64,7 @@ def test_short_signals(frames, starts):
 
 
 def test_overlapping_layout_and_taper():
-    assert window_hop(WINDOW, 0.25) == round(18 * 0.75)
+    assert window_step(WINDOW, 0.25) == round(18 * 0.75)
     plan = WindowPlan(WINDOW, 0.5, 60)
     assert plan.all_starts().tolist() == [0, 9, 18, 27, 36, 42]
     taper = _taper(WINDOW, 9)
@@ -78,8 +78,11 @@ def test_overlapping_layout_and_taper():
 
 @pytest.mark.parametrize("overlap", [-0.1, 1.0, 1.5, float("nan")])
 def test_bad_overlap(overlap):
+    """Checked where an overlap enters: engine options and separate_features."""
     with pytest.raises(SepkitError, match="overlap must be in"):
-        window_hop(WINDOW, overlap)
+        EngineOptions(overlap=overlap)
+    with pytest.raises(SepkitError, match="overlap must be in"):
+        separate_features(PositionSeparator(), torch.zeros(1, 1, 100), overlap=overlap)
 
 
 # -- overlap-add == whole-signal pass --------------------------------------------------------------
@@ -141,9 +144,9 @@ def test_overlap_add_weights(overlap):
         expected = np.concatenate([np.tile(np.arange(18), 5), np.arange(8, 18)])
         np.testing.assert_array_equal(got.numpy(), expected)
     else:  # cross-faded: flat parts exact, overlaps strictly between the two windows' values
-        hop = window_hop(WINDOW, overlap)
+        step = window_step(WINDOW, overlap)
         assert got[0] == 0 and got[99] == 17
-        assert 0 < got[hop] < WINDOW.output_frames - 1
+        assert 0 < got[step] < WINDOW.output_frames - 1
 
 
 def test_separate_features_rejects_wrong_shapes(plugins):
@@ -159,6 +162,12 @@ def test_separate_features_rejects_wrong_shapes(plugins):
 # -- streaming ------------------------------------------------------------------------------------
 
 
+def streamer(representation, separator, *, chunk_frames: int, **options) -> StreamingSeparator:
+    """A streaming separator whose chunks are ``chunk_frames`` frames long."""
+    chunk_seconds = chunk_frames / representation.frames_per_second
+    return StreamingSeparator(representation, separator, EngineOptions(chunk_seconds=chunk_seconds, **options))
+
+
 def reference_waveforms(representation, separator, waveform: np.ndarray, overlap: float) -> np.ndarray:
     features, context = representation.encode(torch.from_numpy(waveform))
     with torch.inference_mode():
@@ -172,9 +181,10 @@ def test_streaming_equals_whole_signal(plugins, overlap, chunk_frames, block):
     _, representation, separator = separation_plugin.build(channels=2, seed=2)
     waveform = noise(2, 2, 1605, seed=3)  # 2 lanes, 2 channels, 201 frames (last one partial)
     expected = reference_waveforms(representation, separator, waveform, overlap)
-    streamer = StreamingSeparator(representation, separator, overlap=overlap, batch_size=5, chunk_frames=chunk_frames)
-    pieces = [streamer.push(waveform[..., i : i + block]) for i in range(0, waveform.shape[-1], block)]
-    pieces.append(streamer.finish())
+    stream = streamer(representation, separator, overlap=overlap, batch_size=5, chunk_frames=chunk_frames)
+    assert stream.chunk_frames == max(chunk_frames, separator.window.output_frames)
+    pieces = [stream.push(waveform[..., i : i + block]) for i in range(0, waveform.shape[-1], block)]
+    pieces.append(stream.finish())
     got = np.concatenate([p for p in pieces if p is not None], axis=-1)
     assert got.shape == expected.shape == (2, 2, 2, 1605)
     np.testing.assert_allclose(got, expected, rtol=0, atol=2e-6)
@@ -182,21 +192,22 @@ def test_streaming_equals_whole_signal(plugins, overlap, chunk_frames, block):
 
 def test_streaming_memory_is_bounded_by_the_chunk(plugins):
     _, representation, separator = separation_plugin.build()
-    streamer = StreamingSeparator(representation, separator, overlap=0.25, chunk_frames=100)
+    stream = streamer(representation, separator, overlap=0.25, chunk_frames=100)
     sizes = []
     block = noise(1, 1, 400)
     for _ in range(60):
-        streamer.push(block)
-        sizes.append(streamer._buffer.shape[-1])
-    streamer.finish()
+        stream.push(block)
+        sizes.append(stream._buffer.shape[-1])
+    stream.finish()
     # 24,000 samples went through; the buffer never held more than a chunk plus margins
     assert max(sizes) < 100 * 8 + 400 + 30 * 8 * 2
     assert max(sizes) < 24_000 / 10
 
 
-def test_frame_support_declared_or_inferred(plugins):
+def test_frame_length_is_declared_and_sets_the_margins(plugins):
     _, representation, _ = separation_plugin.build()
-    assert frame_support(representation) == 8
+    assert representation.frame_length == 8
+    assert representation.margin_frames == 2  # one hop of frames, plus one straddling the edge
 
 
 # -- the model API: resampling, channels, Wiener ----------------------------------------------------
@@ -365,11 +376,12 @@ def test_builtin_stft_and_unet_stream_exactly(overlap):
             np.testing.assert_allclose(got[source], expected[:, i, 0], rtol=0, atol=1e-5)
         # chunk boundaries on the window grid and off it: the STFT frames overlap (n_fft = 2 hops),
         # so the chunks need margins for the encoder, the separator's context and the decoder
-        hop = window_hop(model.separator.window, overlap)
-        for chunk_frames in (2 * hop, 2 * hop + 1):
-            streamer = StreamingSeparator(model.representation, model.separator, overlap=overlap, chunk_frames=chunk_frames)
-            pieces = [streamer.push(mixture[None, :, i : i + 5000]) for i in range(0, mixture.shape[-1], 5000)]
-            pieces.append(streamer.finish())
+        step = window_step(model.separator.window, overlap)
+        for chunk_frames in (2 * step, 2 * step + 1):
+            stream = streamer(model.representation, model.separator, overlap=overlap, chunk_frames=chunk_frames)
+            assert stream.chunk_frames == chunk_frames
+            pieces = [stream.push(mixture[None, :, i : i + 5000]) for i in range(0, mixture.shape[-1], 5000)]
+            pieces.append(stream.finish())
             chunked = np.concatenate([p for p in pieces if p is not None], axis=-1)
             np.testing.assert_allclose(chunked[0, :, 0], expected[0, :, 0], rtol=0, atol=1e-5)
 

@@ -62,12 +62,11 @@ def inspect_recipe(recipe: "Recipe", *, decode: bool = False, cache_dir: Path | 
     reports = []
     audio = recipe.audio
     for label, role, spec, sources, source in role_entries(recipe):
-        root = str(getattr(spec.config, "root", ""))
-        report = DatasetReport(role=label, dataset=str(getattr(spec.config, "name", "") or spec.type), type=spec.type, root=root)
+        report = DatasetReport(role=label, dataset=spec.config.name or spec.type, type=spec.type, root="")
         reports.append(report)
         try:
             dataset = registry("dataset").get(spec.type).cls(spec.config, role=role, sources=sources)
-            report.dataset = dataset.name
+            report.dataset, report.root = dataset.name, dataset.location
             tracks = dataset.tracks()
         except SepkitError as exc:
             report.error = str(exc)

@@ -116,10 +116,9 @@ def load_tracks(
                 log.warning("skipping track '%s' of %s: %s: %s", track.name, dataset.name, *failure)
                 bar.advance()
             if len(result.tracks) == loaded_before:
-                root = getattr(dataset.config, "root", dataset.name)
                 reason = f"; first problem: {first_failure[0]}: {first_failure[1]}" if first_failure else ""
                 raise DatasetError(
-                    f"dataset '{dataset.name}' at {root}: none of its {len(tracks)} track(s) could be loaded{reason}"
+                    f"dataset '{dataset.name}' at {dataset.location or dataset.name}: none of its {len(tracks)} track(s) could be loaded{reason}"
                 )
     for path, reason in result.warnings:
         log.warning("%s: %s", path, reason)

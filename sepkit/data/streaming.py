@@ -11,7 +11,7 @@ Same statistics as the resident sampler, drawn by the same code (:class:`Excerpt
 same seed on the same kind of generator device it draws the same tracks, starts and gains, and its
 excerpts equal the resident sampler's up to float rounding. Each excerpt's waveform segment starts
 ``margin`` frames before its first input frame and ends ``margin`` frames after its last (``margin``
-covers the samples one frame depends on, :func:`~sepkit.separation.engine.frame_support`), so every
+covers the samples one frame depends on, :attr:`~sepkit.representation.Representation.margin_frames`), so every
 kept frame is computed from exactly the samples the whole-track encoding used; samples outside the
 track are zeros and frames outside it are zeroed, as the resident sampler's padding.
 
@@ -64,8 +64,6 @@ class StreamingSampler(ExcerptDraws):
         loudness: tuple[float, float] | None = None,
         names: Sequence[str] | None = None,
     ) -> None:
-        from ..separation.engine import frame_support
-
         super().__init__(
             tracks, representation, window, draw_device=torch.device("cpu"), seed=seed, loudness=loudness, names=names
         )
@@ -73,7 +71,7 @@ class StreamingSampler(ExcerptDraws):
         self.tracks = [_as_track_audio(t) for t in self.tracks]
         self.hop = representation.hop_length
         #: Frames of waveform read beyond each side of an excerpt's input frames.
-        self.margin = -(-frame_support(representation) // self.hop) + 1
+        self.margin = representation.margin_frames
         self.segment_samples = (window.input_frames + 2 * self.margin) * self.hop
         self._frames = torch.tensor(self.frames, dtype=torch.long)
         groups: dict[tuple[Any, bool], int] = {}

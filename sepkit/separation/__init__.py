@@ -9,13 +9,14 @@ Names are imported lazily so that ``sepkit.separation.defaults`` can be read wit
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP
 
 _LAZY = {
-    "EngineOptions": "engine",
-    "StreamingSeparator": "engine",
+    "EngineOptions": "options",
+    "StreamingSeparator": "streaming",
     "run_pipeline": "engine",
     "WindowPlan": "windows",
     "separate_features": "windows",
@@ -27,7 +28,5 @@ __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_CHUNK_SECONDS", "DEFAULT_OVERLAP", *_L
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

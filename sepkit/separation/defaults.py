@@ -6,6 +6,8 @@ registered by a plugin through the ``register_models`` hook.
 
 from __future__ import annotations
 
+from ..errors import SepkitError
+
 #: Window overlap used when none is given: a smooth cross-fade over a quarter of each output window.
 DEFAULT_OVERLAP = 0.25
 #: Windows per forward pass when neither the caller nor the model's recipe says.
@@ -19,16 +21,23 @@ SEPARATE_COMMAND_PRECISION = "auto"
 HIGH_BAND_MODES = ("share", "drop")
 #: Every precision the engine accepts (auto: bf16 where fast, else fp32).
 PRECISIONS = ("auto", "fp32", "bf16")
-
-
-def check_precision_option(value: str, option: str = "--precision") -> str:
-    """A command-line precision, checked before anything slow is loaded (this module imports no torch)."""
-    if value not in PRECISIONS:
-        from ..errors import SepkitError
-
-        raise SepkitError(f"{option} {value}: expected fp32, bf16 or auto")
-    return value
 #: Model-rate seconds each chunk of a long input owns (the result does not depend on it).
 DEFAULT_CHUNK_SECONDS = 60.0
 #: Input-rate seconds read (and resampled) per block.
 BLOCK_SECONDS = 10.0
+
+
+def check_precision(value: str, option: str | None = None) -> str:
+    """The one check of a precision (this module imports no torch, so the command line runs it
+    before anything slow is loaded). ``option``: the command-line option it came from, for the
+    wording of the error (``--precision fp16: expected ...``)."""
+    if value in PRECISIONS:
+        return value
+    if option is not None:
+        raise SepkitError(f"{option} {value}: expected fp32, bf16 or auto")
+    raise SepkitError(f"precision must be one of {', '.join(PRECISIONS)}, got {value!r}")
+
+
+def check_precision_option(value: str, option: str = "--precision") -> str:
+    """:func:`check_precision` of a command-line option."""
+    return check_precision(value, option)

@@ -14,13 +14,6 @@ from typing import Iterator
 import torch
 
 from ..errors import SepkitError
-from .defaults import PRECISIONS
-
-
-def check_precision(precision: str) -> str:
-    if precision not in PRECISIONS:
-        raise SepkitError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    return precision
 
 
 def fast_bf16(device: torch.device) -> bool:
@@ -34,9 +27,12 @@ def fast_bf16(device: torch.device) -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device | str) -> str:
-    """``auto`` -> ``bf16`` or ``fp32`` for this device; ``bf16`` where the device cannot do it is an error."""
+    """``auto`` -> ``bf16`` or ``fp32`` for this device; ``bf16`` where the device cannot do it is an error.
+
+    ``precision`` is one of :data:`~sepkit.separation.defaults.PRECISIONS`, as checked by
+    :class:`~sepkit.separation.options.EngineOptions`.
+    """
     device = torch.device(device)
-    check_precision(precision)
     if precision == "auto":
         return "bf16" if fast_bf16(device) else "fp32"
     if precision == "bf16" and device.type not in ("cpu", "cuda"):
@@ -60,4 +56,4 @@ def forward_precision(precision: str, device: torch.device) -> Iterator[None]:
         yield
 
 
-__all__ = ["PRECISIONS", "check_precision", "fast_bf16", "forward_precision", "prepare_separator", "resolve_precision"]
+__all__ = ["fast_bf16", "forward_precision", "prepare_separator", "resolve_precision"]

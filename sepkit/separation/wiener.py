@@ -20,21 +20,10 @@ from ..representation import Representation
 POWER_FLOOR = 1e-12
 
 
-def supports_wiener(representation: Representation) -> bool:
-    """True for magnitude-spectrogram representations.
-
-    A representation says so with a ``magnitude_spectrogram`` attribute; without one, features with
-    several bins and a hop above one sample (a spectrogram, not a waveform) are taken to be
-    magnitudes decoded with the mixture phase.
-    """
-    declared = getattr(representation, "magnitude_spectrogram", None)
-    if declared is not None:
-        return bool(declared)
-    return representation.num_bins > 1 and representation.hop_length > 1
-
-
 def check_wiener(representation: Representation, name: str) -> None:
-    if not supports_wiener(representation):
+    """The filter needs features that are magnitudes of a spectrogram decoded with the mixture
+    phase: what :attr:`Representation.magnitude_spectrogram` declares."""
+    if not representation.magnitude_spectrogram:
         raise SepkitError(
             f"the Wiener post-filter needs a magnitude-spectrogram representation; this model's "
             f"representation '{name}' ({representation.num_bins} bins, hop {representation.hop_length}) is not one"

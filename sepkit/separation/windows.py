@@ -12,8 +12,8 @@ the same global layout and give the same result as one pass over the whole signa
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -21,24 +21,21 @@ import torch.nn.functional as F
 
 from ..errors import SepkitError, ShapeError
 from ..separator import Separator, Window
-
 from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP
+from .options import check_overlap
 from .precision import forward_precision
 
 
-def check_overlap(overlap: float) -> float:
-    overlap = float(overlap)
-    if not (0.0 <= overlap < 1.0) or math.isnan(overlap):
-        raise SepkitError(f"overlap must be in [0, 1) (0: the paper's non-overlapping windows), got {overlap}")
-    return overlap
+def window_step(window: Window, overlap: float) -> int:
+    """Output frames between the starts of consecutive windows: ``output_frames * (1 - overlap)``,
+    rounded (``overlap`` already checked, see :func:`~sepkit.separation.options.check_overlap`).
+
+    Not to be confused with a representation's ``hop_length``, the samples between frames.
+    """
+    return max(1, int(round(window.output_frames * (1.0 - overlap))))
 
 
-def window_hop(window: Window, overlap: float) -> int:
-    """Output frames between the starts of consecutive windows: ``output_frames * (1 - overlap)``, rounded."""
-    return max(1, int(round(window.output_frames * (1.0 - check_overlap(overlap)))))
-
-
-def _taper(window: Window, hop: int) -> np.ndarray:
+def _taper(window: Window, step: int) -> np.ndarray:
     """Weights of a regular window: sin^2 ramps over the overlapping frames, flat in between.
 
     The ramps are sampled at half-frame offsets, so every weight is strictly positive and a ramp down
@@ -46,7 +43,7 @@ def _taper(window: Window, hop: int) -> np.ndarray:
     weights anyway, so any layout (the shifted last window, overlaps above 0.5) is normalised exactly.
     """
     frames = window.output_frames
-    ramp = frames - hop
+    ramp = frames - step
     weights = np.ones(frames, dtype=np.float64)
     if ramp <= 0:
         return weights
@@ -60,7 +57,7 @@ def _taper(window: Window, hop: int) -> np.ndarray:
 class WindowPlan:
     """Where the windows of a signal of ``num_frames`` frames go, and how their outputs are weighted.
 
-    Output windows start every ``hop`` frames from frame 0; the last one is shifted back to end at
+    Output windows start every ``step`` frames from frame 0; the last one is shifted back to end at
     the final frame, so nothing past the end is computed (unless the whole signal is shorter than
     one output window: then one window starts at 0 and its extra frames are dropped).
     ``num_frames=None`` describes a signal whose end is not known yet: only the regular windows.
@@ -74,19 +71,20 @@ class WindowPlan:
     overlap: float
     num_frames: int | None
 
-    @property
-    def hop(self) -> int:
-        return window_hop(self.window, self.overlap)
+    @cached_property
+    def step(self) -> int:
+        """Output frames between the starts of consecutive windows (:func:`window_step`)."""
+        return window_step(self.window, self.overlap)
 
     @property
     def num_regular(self) -> int | None:
-        """Windows at ``k * hop`` (all windows but the shifted last one); None if the end is unknown."""
+        """Windows at ``k * step`` (all windows but the shifted last one); None if the end is unknown."""
         if self.num_frames is None:
             return None
         out = self.window.output_frames
         if self.num_frames <= out:
             return 0
-        return -(-(self.num_frames - out) // self.hop)  # k * hop + out < num_frames
+        return -(-(self.num_frames - out) // self.step)  # k * step + out < num_frames
 
     @property
     def last_start(self) -> int | None:
@@ -97,17 +95,17 @@ class WindowPlan:
     def all_starts(self) -> np.ndarray:
         if self.num_frames is None:
             raise ValueError("the plan of a signal of unknown length has no last window")
-        regular = np.arange(self.num_regular, dtype=np.int64) * self.hop
+        regular = np.arange(self.num_regular, dtype=np.int64) * self.step
         return np.concatenate([regular, np.array([self.last_start], dtype=np.int64)])
 
     def starts_touching(self, first: int, end: int) -> np.ndarray:
         """Starts of the windows whose output frames intersect ``[first, end)``, in order."""
-        out, hop = self.window.output_frames, self.hop
-        lowest = max(0, (first - out) // hop + 1)  # smallest k with k * hop + out > first
-        highest = -(-end // hop) - 1  # largest k with k * hop < end
+        out, step = self.window.output_frames, self.step
+        lowest = max(0, (first - out) // step + 1)  # smallest k with k * step + out > first
+        highest = -(-end // step) - 1  # largest k with k * step < end
         if self.num_frames is not None:
             highest = min(highest, self.num_regular - 1)
-        regular = np.arange(lowest, highest + 1, dtype=np.int64) * hop
+        regular = np.arange(lowest, highest + 1, dtype=np.int64) * step
         if self.num_frames is not None:
             last = self.last_start
             if last < end and last + out > first:
@@ -117,11 +115,11 @@ class WindowPlan:
     def weights(self, starts: np.ndarray) -> np.ndarray:
         """``[len(starts), output_frames]`` float64 weights of these windows (starts from this plan)."""
         out = self.window.output_frames
-        regular = _taper(self.window, self.hop)
+        regular = _taper(self.window, self.step)
         weights = np.broadcast_to(regular, (len(starts), out)).copy()
         if self.num_frames is not None and self.overlap == 0.0 and self.num_regular > 0:
             # Paper layout: the shifted last window only fills what the last regular one left.
-            covered_until = (self.num_regular - 1) * self.hop + out
+            covered_until = (self.num_regular - 1) * self.step + out
             is_last = starts == self.last_start
             if covered_until > self.last_start:
                 weights[is_last, : covered_until - self.last_start] = 0.0
@@ -159,12 +157,7 @@ def overlap_add(
     window = separator.window
     batch = features.shape[0]
     out = window.output_frames
-    local = torch.as_tensor(starts - window.context_before - first_frame, dtype=torch.long)
-    if len(starts) == 0 or int(local.min()) < 0 or int(local.max()) + window.input_frames > features.shape[-1]:
-        raise ShapeError(
-            f"overlap_add: features of {features.shape[-1]} frames from frame {first_frame} do not hold "
-            f"the inputs of windows starting at {starts.min() if len(starts) else '-'}..{starts.max() if len(starts) else '-'}"
-        )
+    local = _input_positions(window, features.shape[-1], first_frame, starts)
     device = features.device
     views = features.unfold(-1, window.input_frames, 1)  # [B, C, F, positions, input_frames], no copy
     pairs = batch * len(starts)  # (example, window) pairs, example-major
@@ -181,12 +174,7 @@ def overlap_add(
     for begin in range(0, pairs, batch_size):
         examples = example_of[begin : begin + batch_size]
         windows = window_of[begin : begin + batch_size]
-        inputs = views[examples, :, :, local[windows]]  # [n, C, F, input_frames]
-        if channels_last:
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
-        with forward_precision(precision, device):
-            outputs = separator(inputs)  # [n, N, C, F, out]
-        outputs = outputs.float()
+        outputs = _forward(separator, views[examples, :, :, local[windows]], channels_last, precision)
         if total is None:
             n_src, channels, bins = outputs.shape[1:4]
             total = torch.zeros(n_src, channels, bins, batch * out_frames, dtype=outputs.dtype, device=device)
@@ -202,6 +190,25 @@ def overlap_add(
         raise AssertionError("overlap_add: some output frames are covered by no window")
     total = total / weight_sum.to(total.dtype)
     return total.reshape(*total.shape[:3], batch, out_frames).permute(3, 0, 1, 2, 4)
+
+
+def _input_positions(window: Window, frames: int, first_frame: int, starts: np.ndarray) -> torch.Tensor:
+    """Where each window's input starts in features of ``frames`` frames that begin at ``first_frame``."""
+    local = torch.as_tensor(starts - window.context_before - first_frame, dtype=torch.long)
+    if len(starts) == 0 or int(local.min()) < 0 or int(local.max()) + window.input_frames > frames:
+        raise ShapeError(
+            f"overlap_add: features of {frames} frames from frame {first_frame} do not hold "
+            f"the inputs of windows starting at {starts.min() if len(starts) else '-'}..{starts.max() if len(starts) else '-'}"
+        )
+    return local
+
+
+def _forward(separator: Separator, inputs: torch.Tensor, channels_last: bool, precision: str) -> torch.Tensor:
+    """``[n, C, F, input_frames]`` windows -> float32 ``[n, N, C, F, output_frames]``."""
+    if channels_last:
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    with forward_precision(precision, inputs.device):
+        return separator(inputs).float()
 
 
 def check_features(separator: Separator, features: torch.Tensor) -> None:

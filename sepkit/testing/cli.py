@@ -6,6 +6,8 @@ import contextlib
 import io
 from dataclasses import dataclass
 
+from ..cli.main import main
+
 
 @dataclass
 class CliResult:
@@ -16,8 +18,6 @@ class CliResult:
 
 def invoke(*args: object) -> CliResult:
     """Run ``sepkit ARGS...`` as the console script does, capturing its output and exit code."""
-    from ..cli.main import main
-
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:

@@ -17,8 +17,9 @@ from typing import Any, Callable
 import torch
 
 from ..critic import Critic
-from .separator import module_device, expect_shape_error
-from .common import check_independent_examples
+from ..device import device_of
+from .common import check_independent_examples, check_parameter_gradients
+from .separator import expect_shape_error
 
 
 def build_critic(
@@ -30,7 +31,7 @@ def build_critic(
     assert isinstance(critic, type) and issubclass(critic, Critic), (
         f"expected a sepkit.critic.Critic subclass or instance, got {critic!r}"
     )
-    return critic(critic.parse_config(config), input_shape=input_shape)
+    return critic(config, input_shape=input_shape)
 
 
 def check_critic(
@@ -58,7 +59,7 @@ def check_critic(
     """
     model = build_critic(critic, config, input_shape=input_shape)
     name = type(model).__name__
-    device = torch.device(device) if device is not None else module_device(model)
+    device = torch.device(device) if device is not None else device_of(model)
     model.to(device)
     shape = tuple(model.input_shape)
     assert len(shape) == 3 and all(isinstance(s, int) and s >= 1 for s in shape), (
@@ -83,47 +84,11 @@ def check_critic(
     assert bool(torch.isfinite(scores).all()), f"{name} returned NaN or infinite scores for finite input"
     assert torch.equal(features, untouched), f"{name}.forward modified its input in place"
 
-    _check_parameter_gradients(model, lambda: model(features).mean(), name, "its mean score")
+    check_parameter_gradients(model, lambda: model(features).mean(), name, "its mean score")
     _check_gradient_penalty(model, features, name)
     check_independent_examples(model, features, name)
     _check_bad_inputs(model, features, name)
     return model
-
-
-def _check_parameter_gradients(
-    model: Critic,
-    loss: Callable[[], torch.Tensor],
-    name: str,
-    what: str,
-    *,
-    weights_only: bool = False,
-) -> None:
-    """Every parameter (with ``weights_only``: every parameter of 2 or more dims) gets a finite
-    gradient from ``loss``, and not all of them are zero."""
-    model.zero_grad(set_to_none=True)
-    try:
-        loss().backward()
-    except AssertionError:
-        raise
-    except RuntimeError as error:
-        raise AssertionError(f"{name}: back-propagating {what} failed: {error}") from error
-    missing, broken = [], []
-    total = 0.0
-    for pname, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
-        if parameter.grad is None:
-            if not weights_only or parameter.dim() >= 2:
-                missing.append(pname)
-        elif not bool(torch.isfinite(parameter.grad).all()):
-            broken.append(pname)
-        else:
-            total += float(parameter.grad.abs().sum())
-    model.zero_grad(set_to_none=True)
-    assert not missing, f"{name} parameters got no gradient from {what}: {', '.join(missing)}"
-    assert not broken, f"{name} parameters got NaN or infinite gradients from {what}: {', '.join(broken)}"
-    if any(p.requires_grad for p in model.parameters()):
-        assert total > 0.0, f"{name}: every parameter gradient from {what} is zero"
 
 
 def _check_gradient_penalty(model: Critic, features: torch.Tensor, name: str) -> None:
@@ -150,7 +115,7 @@ def _check_gradient_penalty(model: Critic, features: torch.Tensor, name: str) ->
         # Two-sided so that the penalty has a gradient whatever the norms are.
         return ((norms - 1.0) ** 2).mean()
 
-    _check_parameter_gradients(model, penalty, name, "a gradient penalty (double backward)", weights_only=True)
+    check_parameter_gradients(model, penalty, name, "a gradient penalty (double backward)", weights_only=True)
 
 
 def _check_bad_inputs(model: Critic, features: torch.Tensor, name: str) -> None:

@@ -32,24 +32,23 @@ def check_representation(
     rejects_non_finite: bool = True,
     seed: int = 0,
 ) -> None:
-    """Check shapes, frame counts, normalisation inverses, decoding, round trip, device and errors.
+    """Check the declared sizes and flags, shapes, frame counts, normalisation inverses, decoding,
+    round trip, device, the locality of frames, the magnitude promise and errors.
 
     ``num_samples`` defaults to half a second (at least 16 hops); a second length that is not a
     multiple of the hop is checked too. ``round_trip_tolerance`` is relative to the signal's peak and
-    only applies when ``representation.invertible``. With ``rejects_non_finite`` a NaN waveform must
-    raise :class:`~sepkit.errors.ShapeError`.
+    only applies when ``representation.invertible``. Frames of a segment cut on whole hops must equal
+    the whole signal's ``margin_frames`` from its edges (what the streaming engine relies on); with
+    ``magnitude_spectrogram``, masks summing to one must split the decoded mixture (what the Wiener
+    filter relies on). With ``rejects_non_finite`` a NaN waveform must raise
+    :class:`~sepkit.errors.ShapeError`.
     """
     rep = representation
     _expect(isinstance(rep, Representation), f"{type(rep).__name__} is not a sepkit.representation.Representation")
     name = type(rep).__name__
     device = torch.device(device)
-    bins, hop = rep.num_bins, rep.hop_length
-    _expect(isinstance(bins, int) and bins >= 1, f"{name}.num_bins must be a positive int, got {bins!r}")
-    _expect(isinstance(hop, int) and hop >= 1, f"{name}.hop_length must be a positive int, got {hop!r}")
-    _expect(
-        math.isclose(rep.frames_per_second, rep.sample_rate / hop),
-        f"{name}.frames_per_second is {rep.frames_per_second}, expected sample_rate / hop_length = {rep.sample_rate / hop}",
-    )
+    _check_declarations(rep)
+    hop = rep.hop_length
 
     base = num_samples or max(rep.sample_rate // 2, 16 * hop)
     lengths = (base, base + hop // 2 + 1)
@@ -58,7 +57,77 @@ def check_representation(
         for length in lengths:
             waveform = _test_signal(batch_size, num_channels, length, rep.sample_rate, generator).to(device, dtype)
             _check_encode_decode(rep, waveform, round_trip_tolerance)
+    local_length = max(base, (3 * rep.margin_frames + 4) * hop)
+    waveform = _test_signal(batch_size, channels[0], local_length, rep.sample_rate, generator).to(device, dtype)
+    _check_frames_are_local(rep, waveform)
+    if rep.magnitude_spectrogram:
+        _check_masks_split_the_mixture(rep, waveform)
     _check_bad_inputs(rep, device, dtype, base, rejects_non_finite)
+
+
+def _check_declarations(rep: Representation) -> None:
+    """The sizes and flags the trainer and the engine read: of the right types, consistent."""
+    name = type(rep).__name__
+    bins, hop, frame_length = rep.num_bins, rep.hop_length, rep.frame_length
+    _expect(isinstance(bins, int) and bins >= 1, f"{name}.num_bins must be a positive int, got {bins!r}")
+    _expect(isinstance(hop, int) and hop >= 1, f"{name}.hop_length must be a positive int, got {hop!r}")
+    _expect(
+        isinstance(frame_length, int) and frame_length >= 1,
+        f"{name}.frame_length must be a positive int (samples one frame depends on), got {frame_length!r}",
+    )
+    for flag, value in (("invertible", rep.invertible), ("magnitude_spectrogram", rep.magnitude_spectrogram)):
+        _expect(isinstance(value, bool), f"{name}.{flag} must be a bool, got {value!r}")
+    _expect(
+        math.isclose(rep.frames_per_second, rep.sample_rate / hop),
+        f"{name}.frames_per_second is {rep.frames_per_second}, expected sample_rate / hop_length = {rep.sample_rate / hop}",
+    )
+
+
+def _check_frames_are_local(rep: Representation, waveform: torch.Tensor) -> None:
+    """What streaming relies on: a segment that starts and ends on whole hops has the whole
+    signal's frames, ``margin_frames`` away from its edges (``frame_length`` is no underestimate)."""
+    name, hop, margin = type(rep).__name__, rep.hop_length, rep.margin_frames
+    whole, _ = rep.encode(waveform)
+    first, frames = margin, margin + 4  # the segment: frames [first, first + frames + 2 margin)
+    segment = waveform[..., first * hop : (first + frames + 2 * margin) * hop]
+    part, _ = rep.encode(segment)
+    inner = part[..., margin : margin + frames]
+    expected = whole[..., first + margin : first + margin + frames]
+    scale = float(expected.abs().max()) + 1e-6
+    error = float((inner - expected).abs().max()) if inner.shape == expected.shape else float("inf")
+    _expect(
+        error <= 1e-4 * scale,
+        f"{name}: the frames of a segment starting {first} hops in, {margin} frames (margin_frames) from "
+        f"its edges, differ from the whole signal's by {error:.3g} (peak {scale:.3g}): frame_length = "
+        f"{rep.frame_length} understates the samples a frame depends on, or frames do not shift in whole hops",
+    )
+
+
+def _check_masks_split_the_mixture(rep: Representation, waveform: torch.Tensor) -> None:
+    """``magnitude_spectrogram = True`` promises what the Wiener filter uses: linear magnitudes are
+    non-negative, and masks that sum to one split the decoded mixture exactly (one frame length away
+    from the ends, where an inverse STFT of non-centred frames divides by a vanishing window sum)."""
+    name = type(rep).__name__
+    length = waveform.shape[-1]
+    features, context = rep.encode(waveform)
+    linear = rep.to_linear(features)
+    _expect(
+        bool((linear >= -1e-6 * (float(linear.abs().max()) + 1.0)).all()),
+        f"{name} declares magnitude_spectrogram but to_linear gives negative magnitudes",
+    )
+    generator = torch.Generator().manual_seed(1)
+    mask = torch.rand(features.shape, generator=generator).to(features.device, features.dtype)
+    parts = rep.decode(rep.from_linear(torch.stack([mask * linear, (1 - mask) * linear], dim=1)), context, length)
+    mixture = rep.decode(features, context, length)
+    inner = slice(rep.frame_length, length - rep.frame_length)  # edges: few frames, amplified rounding
+    scale = float(mixture[..., inner].abs().max()) + 1e-6
+    error = float((parts.sum(dim=1) - mixture)[..., inner].abs().max())
+    _expect(
+        error <= 1e-4 * scale,
+        f"{name} declares magnitude_spectrogram, but sources whose linear magnitudes are the mixture's "
+        f"times masks that sum to one decode to a sum that differs from the decoded mixture by {error:.3g} "
+        f"(peak {scale:.3g}); the Wiener post-filter relies on it",
+    )
 
 
 def _check_encode_decode(rep: Representation, waveform: torch.Tensor, tolerance: float) -> None:

@@ -16,9 +16,10 @@ from typing import Any, Callable
 
 import torch
 
+from ..device import device_of
 from ..errors import ShapeError
 from ..separator import Separator, Window
-from .common import check_independent_examples
+from .common import check_independent_examples, check_parameter_gradients
 
 
 def build_separator(
@@ -35,12 +36,7 @@ def build_separator(
     assert isinstance(separator, type) and issubclass(separator, Separator), (
         f"expected a sepkit.separator.Separator subclass or instance, got {separator!r}"
     )
-    return separator(
-        separator.parse_config(config),
-        num_sources=num_sources,
-        num_channels=num_channels,
-        num_bins=num_bins,
-    )
+    return separator(config, num_sources=num_sources, num_channels=num_channels, num_bins=num_bins)
 
 
 def check_separator(
@@ -64,14 +60,14 @@ def check_separator(
     Checked: the declared :class:`Window` is consistent and matches the output; the output is
     ``[B, N, C, F, T_out]`` on the input's device, with the input's dtype, finite, and each example
     depends on its own input only (in eval mode); the input is not modified; every parameter gets a
-    finite gradient; bad input (wrong rank, channels, bins, too few frames) raises a one-line
-    :class:`ShapeError`.
+    finite gradient; bad input (wrong rank, channels, bins, too few frames, an integer dtype) raises a
+    one-line :class:`ShapeError`.
     """
     model = build_separator(
         separator, config, num_sources=num_sources, num_channels=num_channels, num_bins=num_bins
     )
     name = type(model).__name__
-    device = torch.device(device) if device is not None else module_device(model)
+    device = torch.device(device) if device is not None else device_of(model)
     model.to(device)
 
     window = _check_window(model, name)
@@ -87,7 +83,19 @@ def check_separator(
     untouched = mixture.clone()
 
     output = model(mixture)
-    expected = (batch_size, n, c, f, window.output_frames)
+    _check_output(output, mixture, (batch_size, n, c, f, window.output_frames), name)
+    assert torch.equal(mixture, untouched), f"{name}.forward modified its input in place"
+
+    weights = torch.randn(output.shape, generator=generator).to(output.device)
+    check_parameter_gradients(model, lambda: (output * weights).sum(), name, "a weighted sum of its output")
+    check_independent_examples(model, mixture, name)
+    _check_bad_inputs(model, mixture, name, nan_is_error)
+    return model
+
+
+def _check_output(output: object, mixture: torch.Tensor, expected: tuple[int, ...], name: str) -> None:
+    """The declared shape ``[batch, sources, channels, bins, window.output_frames]``, the input's
+    device and dtype, finite values."""
     assert isinstance(output, torch.Tensor), f"{name}.forward returned {type(output).__name__}, not a tensor"
     assert tuple(output.shape) == expected, (
         f"{name} output shape {list(output.shape)} does not match the declared "
@@ -98,18 +106,6 @@ def check_separator(
     )
     assert output.dtype == mixture.dtype, f"{name} returned dtype {output.dtype} for input of dtype {mixture.dtype}"
     assert bool(torch.isfinite(output).all()), f"{name} returned NaN or infinite values for finite input"
-    assert torch.equal(mixture, untouched), f"{name}.forward modified its input in place"
-
-    _check_gradients(model, output, name, generator)
-    check_independent_examples(model, mixture, name)
-    _check_bad_inputs(model, mixture, name, nan_is_error)
-    return model
-
-
-def module_device(module: torch.nn.Module) -> torch.device:
-    for tensor in list(module.parameters()) + list(module.buffers()):
-        return tensor.device
-    return torch.device("cpu")
 
 
 def _check_window(model: Separator, name: str) -> Window:
@@ -128,30 +124,6 @@ def _check_window(model: Separator, name: str) -> Window:
     return window
 
 
-def _check_gradients(
-    model: Separator, output: torch.Tensor, name: str, generator: torch.Generator
-) -> None:
-    model.zero_grad(set_to_none=True)
-    weights = torch.randn(output.shape, generator=generator).to(output.device)
-    (output * weights).sum().backward()
-    missing, broken = [], []
-    total = 0.0
-    for pname, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
-        if parameter.grad is None:
-            missing.append(pname)
-        elif not bool(torch.isfinite(parameter.grad).all()):
-            broken.append(pname)
-        else:
-            total += float(parameter.grad.abs().sum())
-    assert not missing, f"{name} parameters got no gradient (not used in forward, or detached): {', '.join(missing)}"
-    assert not broken, f"{name} parameters got NaN or infinite gradients: {', '.join(broken)}"
-    if any(p.requires_grad for p in model.parameters()):
-        assert total > 0.0, f"{name}: every parameter gradient is zero; the output does not depend on the weights"
-    model.zero_grad(set_to_none=True)
-
-
 def _check_bad_inputs(model: Separator, mixture: torch.Tensor, name: str, nan_is_error: bool) -> None:
     """Each bad input must raise a one-line ShapeError that names the expected size."""
     b, c, f, t = mixture.shape
@@ -162,6 +134,7 @@ def _check_bad_inputs(model: Separator, mixture: torch.Tensor, name: str, nan_is
     ]
     if t > 1:
         bad.append((f"{t - 1} frames instead of {t}", lambda: mixture[..., : t - 1], t))
+    bad.append(("integer features", lambda: mixture.to(torch.int32), None))
     if nan_is_error:
         bad.append(("NaN features", lambda: torch.full_like(mixture, float("nan")), None))
     for what, make, expected in bad:

@@ -18,9 +18,7 @@ import torch
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 from torch import nn
 
-from sepkit.component import ComponentConfig, TomlOptional
-from sepkit.errors import SepkitError
-from sepkit.separator import Separator, Window
+from sepkit import ComponentConfig, ConfigValues, SepkitError, Separator, TomlOptional, Window
 
 from .network import UnmixNetwork
 
@@ -57,8 +55,9 @@ class OpenUnmix(Separator):
     Config = OpenUnmixConfig
     config: OpenUnmixConfig
 
-    def __init__(self, config: OpenUnmixConfig, *, num_sources: int, num_channels: int, num_bins: int) -> None:
+    def __init__(self, config: ConfigValues, *, num_sources: int, num_channels: int, num_bins: int) -> None:
         super().__init__(config, num_sources=num_sources, num_channels=num_channels, num_bins=num_bins)
+        config = self.config
         max_bin = config.max_bin or num_bins
         if max_bin > num_bins:
             raise SepkitError(f"open-unmix: max_bin {max_bin} is above the representation's {num_bins} bins")

@@ -117,6 +117,7 @@ def test_an_init_file_that_does_not_fit_the_recipe_is_one_line(tmp_path, init):
     hop.representation._config = hop.representation.config.model_copy(update={"hop_length": 16})
     with pytest.raises(SepkitError, match=r"^separator\.init: .*: representation .*\"hop_length\": 32.* in the model file, .*\"hop_length\": 16.* in this recipe$"):
         build_separator(hop, build_representation(hop))
-    recipe.separator.init = str(tmp_path / "missing.safetensors")
+    separator = recipe.separator.model_copy(update={"init": str(tmp_path / "missing.safetensors")})
+    missing = recipe.model_copy(update={"separator": separator})  # recipes are frozen once validated
     with pytest.raises(SepkitError, match=r"^separator\.init: .*missing\.safetensors: no such model file$"):
-        build_separator(recipe, build_representation(recipe))
+        build_separator(missing, build_representation(missing))

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import sepkit
-from sepkit.separation.engine import StreamingSeparator
+from sepkit.separation import EngineOptions, StreamingSeparator
 from sepkit.separation.wiener import soft_mask_wiener
 from sepkit.separation.windows import separate_features
 from sepkit.testing import check_separator
@@ -120,7 +120,8 @@ def test_the_engines_windows_give_open_unmix_on_each_window(tmp_path):
     assert relative(ours, theirs) < TOLERANCE
 
     expected = model.representation.decode(theirs, mixture_stft, audio.shape[-1])[0]
-    streamer = StreamingSeparator(model.representation, model.separator, overlap=0.0, chunk_frames=20, batch_size=3)
+    chunk = 20 / model.representation.frames_per_second  # 20 frames
+    streamer = StreamingSeparator(model.representation, model.separator, EngineOptions(overlap=0.0, chunk_seconds=chunk, batch_size=3))
     blocks = [streamer.push(audio[..., i : i + 700].numpy()) for i in range(0, audio.shape[-1], 700)]
     streamed = np.concatenate([b for b in blocks + [streamer.finish()] if b is not None], axis=-1)[0]
     assert streamed.shape == tuple(expected.shape)

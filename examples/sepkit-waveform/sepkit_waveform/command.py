@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from sepkit.errors import SepkitError
+from sepkit import SepkitError
 
 
 def register(app: typer.Typer) -> None:

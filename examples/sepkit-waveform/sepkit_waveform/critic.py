@@ -15,9 +15,7 @@ from pydantic import Field, PositiveInt, field_validator
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from sepkit.component import ComponentConfig, TomlOptional
-from sepkit.critic import Critic
-from sepkit.errors import ShapeError
+from sepkit import ComponentConfig, ConfigValues, Critic, ShapeError, TomlOptional
 
 
 class WaveCriticConfig(ComponentConfig):
@@ -52,9 +50,9 @@ class WaveCritic(Critic):
     Config = WaveCriticConfig
     config: WaveCriticConfig
 
-    def __init__(self, config: WaveCriticConfig | dict, *, input_shape: tuple[int, int, int]) -> None:
-        config = self.parse_config(config)
+    def __init__(self, config: ConfigValues, *, input_shape: tuple[int, int, int]) -> None:
         super().__init__(config, input_shape=input_shape)
+        config = self.config
         channels, bins, frames = self.input_shape
         if bins != 1:
             raise ShapeError(

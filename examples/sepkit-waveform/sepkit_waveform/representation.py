@@ -14,24 +14,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from sepkit.component import ComponentConfig
-from sepkit.errors import ShapeError
-from sepkit.representation import Representation
-
-
-class WaveformConfig(ComponentConfig):
-    """No settings: the rate comes from the recipe's ``audio.sample_rate``."""
+from sepkit import Representation, ShapeError
 
 
 class Waveform(Representation):
-    """``[B, C, L]`` waveform <-> ``[B, C, 1, L]`` features; exactly invertible, no context."""
+    """``[B, C, L]`` waveform <-> ``[B, C, 1, L]`` features; exactly invertible, no context.
 
-    Config = WaveformConfig
-    config: WaveformConfig
+    No settings (the base class's empty ``Config``): the rate is the recipe's ``audio.sample_rate``.
+    """
+
     invertible = True
-    #: Not a magnitude spectrogram: `sepkit separate --wiener` refuses this representation.
-    magnitude_spectrogram = False
-    #: Samples one frame depends on (the separation engine's streaming margin).
     frame_length = 1
 
     @property

@@ -27,9 +27,7 @@ import torch.nn.functional as F
 from pydantic import Field, PositiveInt, field_validator
 from torch import nn
 
-from sepkit.component import ComponentConfig
-from sepkit.errors import ShapeError
-from sepkit.separator import Separator, Window
+from sepkit import ComponentConfig, ConfigValues, Separator, ShapeError, Window
 
 
 class WaveUNetConfig(ComponentConfig):
@@ -101,11 +99,9 @@ class WaveUNet(Separator):
     Config = WaveUNetConfig
     config: WaveUNetConfig
 
-    def __init__(
-        self, config: WaveUNetConfig | dict, *, num_sources: int, num_channels: int, num_bins: int
-    ) -> None:
-        config = self.parse_config(config)
+    def __init__(self, config: ConfigValues, *, num_sources: int, num_channels: int, num_bins: int) -> None:
         super().__init__(config, num_sources=num_sources, num_channels=num_channels, num_bins=num_bins)
+        config = self.config
         if self.num_bins != 1:
             raise ShapeError(
                 f"wave-unet separates waveforms (features with 1 bin, e.g. the 'waveform' "
@@ -140,29 +136,6 @@ class WaveUNet(Separator):
     @property
     def window(self) -> Window:
         return self._window
-
-    def check_input(self, mixture: torch.Tensor) -> None:
-        """Raise a one-line :class:`ShapeError` naming the expected shape and what is wrong."""
-        w = self._window
-        expected = f"[batch, {self.num_channels}, 1, {w.input_frames}]"
-        if not isinstance(mixture, torch.Tensor):
-            problem = f"got a {type(mixture).__name__}, not a tensor"
-        elif mixture.dim() != 4:
-            problem = f"got a {mixture.dim()}-D tensor of shape {list(mixture.shape)}"
-        elif mixture.shape[1] != self.num_channels:
-            problem = f"got {mixture.shape[1]} channels (shape {list(mixture.shape)})"
-        elif mixture.shape[2] != 1:
-            problem = f"got {mixture.shape[2]} bins (shape {list(mixture.shape)}); waveform features have 1"
-        elif mixture.shape[3] != w.input_frames:
-            problem = (
-                f"got {mixture.shape[3]} samples (the window is {w.context_before} context + "
-                f"{w.output_frames} output + {w.context_after} context samples)"
-            )
-        elif not mixture.is_floating_point():
-            problem = f"got dtype {mixture.dtype}, not a floating-point tensor"
-        else:
-            return
-        raise ShapeError(f"wave-unet expects mixture features {expected}, {problem}")
 
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:
         self.check_input(mixture)

@@ -7,16 +7,14 @@ from typing import ClassVar, Iterable
 
 from pydantic import Field
 
-from sepkit.component import ComponentConfig
 from sepkit.data.splits import ThirdsSplit, thirds
-from sepkit.dataset import MIXTURE, Dataset, DatasetError, StemFile, Track
+from sepkit.dataset import MIXTURE, Dataset, DatasetConfig, DatasetError, StemFile, Track
 
 StemFiles = tuple[StemFile, ...]
 
 
-class LayoutConfig(ComponentConfig):
+class LayoutConfig(DatasetConfig):
     root: str = Field(description="The dataset's folder (relative paths are relative to the recipe file).")
-    name: str = Field("", description="Subset label used in result tables (default: the layout's name).")
 
 
 class ThirdsConfig(LayoutConfig):
@@ -42,6 +40,10 @@ class LayoutDataset(Dataset):
     @property
     def root(self) -> Path:
         return Path(self.config.root).expanduser()
+
+    @property
+    def location(self) -> str:
+        return str(self.config.root)
 
     @property
     def wanted_sources(self) -> list[str]:

@@ -23,7 +23,7 @@ from pydantic import Field, PositiveInt
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from sepkit.component import ComponentConfig, TomlOptional
+from sepkit.component import ComponentConfig, ConfigValues, TomlOptional
 from sepkit.critic import Critic
 from sepkit.errors import ShapeError
 
@@ -91,10 +91,11 @@ class DCGANCritic(Critic):
     """``[B, C, F, T]`` source features -> ``[B]`` scores (higher: more like a real source)."""
 
     Config = DCGANConfig
+    config: DCGANConfig
 
-    def __init__(self, config: DCGANConfig | dict, *, input_shape: tuple[int, int, int]) -> None:
-        config = self.parse_config(config)
+    def __init__(self, config: ConfigValues, *, input_shape: tuple[int, int, int]) -> None:
         super().__init__(config, input_shape=input_shape)
+        config = self.config
         channels, bins, frames = self.input_shape
         crop_bins, crop_frames = config.crop if config.crop is not None else (bins, frames)
         if crop_bins > bins or crop_frames > frames:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, PositiveInt
 
-from sepkit.component import ComponentConfig, checks_values
+from sepkit.component import ComponentConfig, ConfigValues, checks_values
 from sepkit.errors import ShapeError
 from sepkit.representation import Representation
 
@@ -51,11 +51,11 @@ class MagnitudeSTFT(Representation):
 
     Config = MagnitudeSTFTConfig
     config: MagnitudeSTFTConfig
-    #: Features are magnitudes decoded with the mixture phase (the separation engine's Wiener filter asks).
     magnitude_spectrogram = True
 
-    def __init__(self, config: MagnitudeSTFTConfig, *, sample_rate: int) -> None:
+    def __init__(self, config: ConfigValues, *, sample_rate: int) -> None:
         super().__init__(config, sample_rate=sample_rate)
+        config = self.config
         self._windows: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
         self._envelopes: dict[tuple[torch.device, torch.dtype, int], torch.Tensor] = {}
         # Exact reconstruction needs every sample under some window: centred frames (non-centred ones
@@ -74,6 +74,10 @@ class MagnitudeSTFT(Representation):
     @property
     def hop_length(self) -> int:
         return self.config.hop_length
+
+    @property
+    def frame_length(self) -> int:
+        return self.config.n_fft
 
     @property
     def min_samples(self) -> int:

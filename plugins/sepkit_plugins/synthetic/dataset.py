@@ -17,8 +17,8 @@ from typing import Any, Literal
 from pydantic import Field, NonNegativeInt, PositiveInt
 
 from sepkit.audio import write_wav
-from sepkit.component import ComponentConfig
-from sepkit.dataset import MIXTURE, Dataset, Role, StemFile, Track
+from sepkit.component import ConfigValues
+from sepkit.dataset import MIXTURE, Dataset, DatasetConfig, Role, StemFile, Track
 from sepkit.errors import SepkitError
 from sepkit.io import write_bytes
 
@@ -35,7 +35,7 @@ MANIFEST = "manifest.json"
 Split = Literal["train", "validation", "test", "mixtures", "vocals", "accompaniment", "drums", "bass", "other"]
 
 
-class SyntheticConfig(ComponentConfig):
+class SyntheticConfig(DatasetConfig):
     name: str = Field("synthetic", description="Subset label used in result tables.")
     split: Split | None = Field(
         None,
@@ -74,7 +74,7 @@ class SyntheticDataset(Dataset):
     Config = SyntheticConfig
     config: SyntheticConfig
 
-    def __init__(self, config: ComponentConfig, *, role: Role, sources: list[str]) -> None:
+    def __init__(self, config: ConfigValues, *, role: Role, sources: list[str]) -> None:
         super().__init__(config, role=role, sources=sources)
         unknown = [s for s in self.sources if s not in SOURCES]
         if unknown or not self.sources:

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from pydantic import Field, PositiveInt, ValidationInfo, field_validator
 from torch import nn
 
-from sepkit.component import ComponentConfig, checks_values
+from sepkit.component import ComponentConfig, ConfigValues
 from sepkit.errors import ShapeError
 from sepkit.separator import Separator, Window
 
@@ -156,12 +156,11 @@ class UNet(Separator):
     """
 
     Config = UNetConfig
+    config: UNetConfig
 
-    def __init__(
-        self, config: UNetConfig | dict, *, num_sources: int, num_channels: int, num_bins: int
-    ) -> None:
-        config = self.parse_config(config)
+    def __init__(self, config: ConfigValues, *, num_sources: int, num_channels: int, num_bins: int) -> None:
         super().__init__(config, num_sources=num_sources, num_channels=num_channels, num_bins=num_bins)
+        config = self.config
         depth, kernel, base = config.depth, config.kernel_size, config.base_filters
         channels, sources = self.num_channels, self.num_sources
 
@@ -211,32 +210,6 @@ class UNet(Separator):
     @property
     def window(self) -> Window:
         return self._window
-
-    def check_input(self, mixture: torch.Tensor) -> None:
-        """Raise a one-line :class:`ShapeError` naming the expected shape and what is wrong."""
-        w = self._window
-        expected = f"[batch, {self.num_channels}, {self.num_bins}, {w.input_frames}]"
-        if not isinstance(mixture, torch.Tensor):
-            problem = f"got a {type(mixture).__name__}, not a tensor"
-        elif mixture.dim() != 4:
-            problem = f"got a {mixture.dim()}-D tensor of shape {list(mixture.shape)}"
-        elif mixture.shape[1] != self.num_channels:
-            problem = f"got {mixture.shape[1]} channels (shape {list(mixture.shape)})"
-        elif mixture.shape[2] != self.num_bins:
-            problem = f"got {mixture.shape[2]} bins (shape {list(mixture.shape)})"
-        elif mixture.shape[3] != w.input_frames:
-            amount = "too few" if mixture.shape[3] < w.input_frames else "too many"
-            problem = (
-                f"got {mixture.shape[3]} frames, {amount} (the window is {w.context_before} context + "
-                f"{w.output_frames} output + {w.context_after} context frames)"
-            )
-        elif not mixture.is_floating_point():
-            problem = f"got dtype {mixture.dtype}, not a floating-point tensor"
-        elif checks_values() and not bool(torch.isfinite(mixture).all()):
-            problem = "got NaN or infinite values"
-        else:
-            return
-        raise ShapeError(f"unet expects mixture features {expected}, {problem}")
 
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:
         self.check_input(mixture)
