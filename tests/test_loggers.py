@@ -213,3 +213,16 @@ def test_a_failing_logger_is_named_and_stops_training(tmp_path, tiny_data):
                                               r"log_validation: RuntimeError: no connection$"):
             make_trainer(recipe, tmp_path / "run", "baseline").fit()
     assert Failing.calls[-1] == ("close", None)  # closed all the same
+
+
+def test_a_resumed_run_logs_every_update_once_to_tensorboard(tmp_path, tiny_data):
+    pytest.importorskip("tensorboard", reason='optional: pip install -e ".[tensorboard]"')
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    recipe = load(tmp_path, tiny_data, variant="baseline", loggers='["tensorboard"]')
+    make_trainer(recipe, tmp_path / "run", "baseline").fit(stop_after_updates=5)
+    make_trainer(recipe, tmp_path / "run", "baseline").fit(resume=True)
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("loss/supervised")] == [1, 2, 3, 4, 5, 6]
+    assert [e.step for e in events.Scalars("validation/loss")] == [3, 6]
