@@ -109,13 +109,13 @@ class StemWriter:
         #: The factor every stem was scaled by at commit (1.0: none needed it).
         self.gain = 1.0
         self._created: list[Path] = []
-        for folder in dict.fromkeys(t.parent for t in self.targets.values()):
-            self._make_folder(folder)
         self._atomic: dict[str, AtomicFile] = {}
         self._scratch: dict[str, AtomicFile] = {}
         self._scratch_from: int | None = None  # the first frame the scratch files hold
         self._frames = 0
         self._files: dict[str, sf.SoundFile] = {}
+        for folder in dict.fromkeys(t.parent for t in self.targets.values()):
+            self._make_folder(folder)
         try:
             for source, target in self.targets.items():
                 self._atomic[source] = AtomicFile(target)  # removes what a killed run left of it
@@ -245,9 +245,9 @@ class StemWriter:
             except Exception:  # closing a broken encoder must not hide the original error
                 pass
         self._files = {}
-        for atomic in [*getattr(self, "_atomic", {}).values(), *getattr(self, "_scratch", {}).values()]:
+        for atomic in [*self._atomic.values(), *self._scratch.values()]:
             atomic.discard()
-        for folder in getattr(self, "_created", []):
+        for folder in self._created:
             try:
                 folder.rmdir()
             except OSError:

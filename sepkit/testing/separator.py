@@ -12,6 +12,7 @@ Every broken promise raises an ``AssertionError`` whose message names it.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import torch
@@ -111,13 +112,11 @@ def _check_output(output: object, mixture: torch.Tensor, expected: tuple[int, ..
 def _check_window(model: Separator, name: str) -> Window:
     window = model.window
     assert isinstance(window, Window), f"{name}.window is {window!r}, not a sepkit.separator.Window"
-    fields = ("input_frames", "output_frames", "input_bins", "output_bins")
-    for field in fields:
-        value = getattr(window, field)
-        assert isinstance(value, int) and value >= 1, f"{name}.window.{field} must be a positive int, got {value!r}"
-    for field in ("context_before", "context_after"):
-        value = getattr(window, field)
-        assert isinstance(value, int) and value >= 0, f"{name}.window.{field} must be a non-negative int, got {value!r}"
+    for field, value in dataclasses.asdict(window).items():
+        least = 0 if field.startswith("context_") else 1
+        assert isinstance(value, int) and value >= least, (
+            f"{name}.window.{field} must be {'a non-negative' if least == 0 else 'a positive'} int, got {value!r}"
+        )
     assert window.context_before + window.output_frames + window.context_after == window.input_frames, (
         f"{name}.window is inconsistent: {window}"
     )
