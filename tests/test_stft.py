@@ -280,3 +280,20 @@ def test_unknown_config_keys_and_bad_values_are_rejected():
         MagnitudeSTFT.parse_config({"window": "kaiser"})
     with pytest.raises(ValidationError, match="extra"):
         MagnitudeSTFT.parse_config({"nfft": 512})
+
+
+def test_cpu_magnitudes_equal_torch_abs_of_the_stft_and_keep_their_gradient():
+    """The CPU magnitude is sqrt(re^2 + im^2) (faster than torch.abs of a complex tensor): the same
+    values as torch.stft(...).abs() to float rounding, from silence to full-scale noise, and
+    torch.abs where gradients flow (finite at zero magnitudes)."""
+    rep = make(normalisation="none")
+    x = torch.cat([noise(3, 2, 4000), 1e-6 * noise(1, 2, 4000, seed=1), torch.zeros(1, 2, 4000)])
+    magnitudes, context = rep.encode(x)
+    reference = torch.stft(x.reshape(-1, 4000), 512, 256, window=torch.hann_window(512), center=True,
+                           pad_mode="constant", return_complex=True).abs().reshape(magnitudes.shape)
+    torch.testing.assert_close(magnitudes, reference, rtol=1e-6, atol=1e-9)
+    assert torch.equal(context.abs(), reference)
+    assert bool((magnitudes[-1] == 0).all())
+    loud = torch.cat([x, torch.zeros(1, 2, 4000)]).requires_grad_(True)
+    grad = torch.autograd.grad(rep.encode(loud)[0].sum(), loud)[0]
+    assert bool(torch.isfinite(grad).all()) and bool((grad[-1] == 0).all())
