@@ -54,6 +54,59 @@ def test_streamed_excerpts_equal_the_resident_samplers(n_fft, hop, center):
     assert bool((first[..., WINDOW.context_before :] != 0).any())
 
 
+class LinearFeatures(type(stft())):
+    """The magnitude STFT declared as no magnitude spectrogram: its loudness augmentation then scales
+    the features' linear magnitudes (expm1, x gain, log1p) instead of the waveform."""
+
+    magnitude_spectrogram = False
+
+
+def test_chunks_buffers_and_both_ways_of_applying_loudness_give_the_resident_excerpts():
+    """A batch read and encoded a few excerpts at a time into reused buffers, with the loudness on
+    the waveform (a magnitude spectrogram) or on the features: the resident sampler's excerpts, and
+    a batch already returned is not overwritten by the next one."""
+    rep = stft()
+    tracks = noise_tracks(3, [0.3, 0.35, 2.0, 1.1])
+    plain = LinearFeatures(rep.config, sample_rate=rep.sample_rate)
+    for representation in (rep, plain):
+        resident = ExcerptSampler(tracks, representation, WINDOW, seed=7, loudness=(0.3, 1.5))
+        streamed = StreamingSampler(tracks, representation, WINDOW, seed=7, loudness=(0.3, 1.5))
+        assert streamed.chunk >= 40  # one chunk for a batch of 40, unless told otherwise
+        first = streamed.sample(40)
+        kept = first.clone()
+        torch.testing.assert_close(first, resident.sample(40), rtol=1e-6, atol=1e-6)
+        for chunk in (1, 3, 7):
+            streamed.chunk = chunk
+            torch.testing.assert_close(streamed.sample(40), resident.sample(40), rtol=1e-6, atol=1e-6)
+        assert torch.equal(first, kept)
+        streamed.chunk = 40
+        state = streamed.state_dict()
+        whole = streamed.sample(40)
+        streamed.load_state_dict(state)
+        streamed.chunk = 6
+        torch.testing.assert_close(streamed.sample(40), whole, rtol=1e-6, atol=1e-7)
+
+
+def test_assembled_stems_are_the_float32_sums_of_gain_times_file():
+    """Bit for bit the stems of the obvious arithmetic (0 + gain x file + ..., clipped), written
+    without temporaries."""
+    from sepkit.data.tracks import assemble
+
+    files = (0.8 * np.random.default_rng(3).standard_normal((4, 3, 2, 500))).astype(np.float32)
+    signature = (((0, 1.0),), ((0, 1.0), (1, -1.0)), ((2, 0.5), (1, 1.0), (0, -0.25)), ())
+    for clip in (False, True):
+        expected = np.zeros((4, 4, 2, 500), np.float32)
+        for stem, parts in enumerate(signature):
+            for index, gain in parts:
+                expected[:, stem] = expected[:, stem] + np.float32(gain) * files[:, index]
+            if clip:
+                expected[:, stem] = np.clip(expected[:, stem], -1.0, 1.0)
+        out = np.full_like(expected, 9.0)
+        assert np.array_equal(assemble(files, signature, clip, out=out), expected)
+        assert np.array_equal(assemble(files, signature, clip), expected)
+    assert float(np.abs(expected).max()) == 1.0
+
+
 def test_streaming_resumes_exactly_and_refuses_a_state_from_another_kind_of_generator():
     rep = stft()
     sampler = StreamingSampler(noise_tracks(1, [1.0, 1.5]), rep, WINDOW, seed=3, loudness=(0.5, 1.0))

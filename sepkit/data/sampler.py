@@ -44,7 +44,13 @@ class ExcerptDraws(abc.ABC):
     ``tracks`` are ``[S, C, L]`` waveforms (numpy, torch or :class:`~sepkit.data.tracks.TrackAudio`),
     all with the same ``S`` and ``C``. Tracks too short for one output window are left out with a
     warning naming them (``names`` gives their names); none left is a :class:`ShapeError`.
+
+    Subclasses say what they keep of the selected tracks in :meth:`_prepare`, and whether they draw
+    on the training ``device`` (``draws_on_device``) or on the CPU.
     """
+
+    #: Draw from a generator on the training device (else on the CPU, whatever the device).
+    draws_on_device = True
 
     def __init__(
         self,
@@ -52,7 +58,7 @@ class ExcerptDraws(abc.ABC):
         representation: Representation,
         window: Window,
         *,
-        draw_device: torch.device,
+        device: torch.device | str = "cpu",
         seed: int = 0,
         loudness: tuple[float, float] | None = None,
         names: Sequence[str] | None = None,
@@ -70,12 +76,18 @@ class ExcerptDraws(abc.ABC):
         self.tracks, self.frames, self.names, self.skipped = self._select(tracks, names)
         first = self.tracks[0].shape
         self.stems, self.channels = int(first[0]), int(first[1])
-        self.draw_device = torch.device(draw_device)
+        self.device = torch.device(device)
+        self.draw_device = self.device if self.draws_on_device else torch.device("cpu")
         lengths = torch.tensor(self.frames, dtype=torch.long)
         #: Valid starts per track: the output region [start + before, start + before + out) in the track.
         self._draw_starts = (lengths - window.output_frames + 1).to(self.draw_device)
         self.generator = torch.Generator(device=self.draw_device)
         self.generator.manual_seed(int(seed))
+        self._prepare()
+
+    @abc.abstractmethod
+    def _prepare(self) -> None:
+        """Keep what the sampler needs of ``self.tracks`` (called once they are selected)."""
 
     @classmethod
     def from_loaded(cls, tracks: Sequence[Any], representation: Representation, window: Window, **options: Any):
@@ -152,16 +164,25 @@ class ExcerptDraws(abc.ABC):
         starts = torch.remainder(draws, self._draw_starts[tracks])
         return tracks, starts
 
-    def augment(self, batch: torch.Tensor) -> torch.Tensor:
-        """The loudness augmentation: linear magnitudes times one factor per example (drawn after the
-        positions, from the same generator); unchanged without a ``loudness`` range."""
+    def draw_gains(self, size: int) -> torch.Tensor | None:
+        """One loudness factor per example from U(low, high), drawn after the positions from the same
+        generator; ``None`` without a ``loudness`` range."""
         if self.loudness is None:
-            return batch
+            return None
         low, high = self.loudness
-        size = batch.shape[0]
-        gain = torch.rand(size, generator=self.generator, device=self.draw_device) * (high - low) + low
-        gain = gain.to(batch.device).view(size, *([1] * (batch.dim() - 1)))
+        return torch.rand(size, generator=self.generator, device=self.draw_device) * (high - low) + low
+
+    def apply_gains(self, batch: torch.Tensor, gains: torch.Tensor | None) -> torch.Tensor:
+        """The loudness augmentation: linear magnitudes times one factor per example (``gains``, from
+        :meth:`draw_gains`); unchanged when ``gains`` is ``None``."""
+        if gains is None:
+            return batch
+        gain = gains.to(batch.device).view(batch.shape[0], *([1] * (batch.dim() - 1)))
         return self.representation.from_linear(self.representation.to_linear(batch) * gain)
+
+    def augment(self, batch: torch.Tensor) -> torch.Tensor:
+        """:meth:`apply_gains` with gains drawn now, one per example of ``batch``."""
+        return self.apply_gains(batch, self.draw_gains(batch.shape[0]))
 
     @abc.abstractmethod
     def excerpts(self, tracks: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
@@ -197,21 +218,8 @@ class ExcerptSampler(ExcerptDraws):
     :class:`~sepkit.errors.ShapeError`.
     """
 
-    def __init__(
-        self,
-        tracks: Sequence[torch.Tensor | np.ndarray | TrackAudio],
-        representation: Representation,
-        window: Window,
-        *,
-        device: torch.device | str = "cpu",
-        seed: int = 0,
-        loudness: tuple[float, float] | None = None,
-        names: Sequence[str] | None = None,
-    ) -> None:
-        self.device = torch.device(device)
-        super().__init__(
-            tracks, representation, window, draw_device=self.device, seed=seed, loudness=loudness, names=names
-        )
+    def _prepare(self) -> None:
+        representation, window = self.representation, self.window
         before, after = window.context_before, window.context_after
         lengths = torch.tensor(self.frames, dtype=torch.long)
         padded = lengths + before + after
