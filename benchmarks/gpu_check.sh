@@ -33,12 +33,12 @@ if [ "$size" = tiny ]; then
   updates="${UPDATES:-2}"; batch=4
   training_args=(--recipe "$here/recipes/demo.toml" --batch 2 --updates 1 --repeats 1 --minutes 0.1)
   sampler_args=(--minutes 0.2 --runs 1 --batches 1)
-  streaming_args=(--hours 0.05 --small-hours 0.02 --runs 1 --batches 1)
+  streaming_args=(--hours 0.05 --small-hours 0.02 --repeats 1 --updates 1)
 else
   updates="${UPDATES:-200}"; batch=64
   training_args=(--batch 64 --updates 10 --repeats 3)
   sampler_args=(--runs 7 --batches 20)
-  streaming_args=(--hours 2 --small-hours 0.5 --runs 5 --batches 20)
+  streaming_args=(--hours 2 --small-hours 0.5 --repeats 5 --updates 10)
 fi
 
 step() {  # step NAME COMMAND...: run one check, log it, count a failure
