@@ -26,6 +26,7 @@ from typing import Any
 
 from ..errors import PluginError, SepkitError
 from ..plugins import registry
+from ..recipe.schema import Recipe
 
 DEFAULT_LOGGERS = ("jsonl",)
 
@@ -38,13 +39,13 @@ class RunInfo:
     ``baseline/seed-1``). ``resumed_at``: for a resumed run the update count of the training state
     it continues from; records with a larger ``step`` were logged by the interrupted run after that
     state and are logged again, so a logger that keeps files drops them. ``None`` for a fresh run.
-    ``recipe``: the run's resolved recipe (:class:`sepkit.recipe.schema.Recipe`).
+    ``recipe``: the run's recipe (the variant's, validated; None in the contract kit).
     """
 
     folder: Path
     variant: str
     resumed_at: int | None
-    recipe: Any
+    recipe: Recipe | None
 
 
 class TrainingLogger(abc.ABC):
@@ -172,7 +173,8 @@ class Loggers:
 
 
 class NoLoggers(Loggers):
-    """What every process but the first has: nothing is logged there."""
+    """What every process but the first has: the names are checked as there, nothing is logged."""
 
-    def __init__(self) -> None:
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        check_logger_names(names)
         self._loggers = []

@@ -42,7 +42,7 @@ from .data import TrainingData, prepare_data, rank_seed
 from .distributed import Distributed, current as current_distributed
 from .guard import NonFiniteError, NonFiniteGuard
 from .journal import METRICS_FILE, VALIDATION_FILE, Journal
-from .loggers import Loggers, NoLoggers, RunInfo, check_logger_names
+from .loggers import Loggers, NoLoggers, RunInfo
 from .losses import additive_penalty, supervised_loss
 from .metrics import RateWindow
 from .optim import adam, step_unless
@@ -96,8 +96,7 @@ class Trainer:
         self.progress_enabled = progress and self.dist.is_main
         self.batch_size = self._local_batch_size()
         # before any data is loaded: an unknown logger or a missing package is an error at once
-        check_logger_names(self.cfg.loggers)
-        self.loggers = Loggers(self.cfg.loggers) if self.dist.is_main else NoLoggers()
+        self.loggers = Loggers(self.cfg.loggers) if self.dist.is_main else NoLoggers(self.cfg.loggers)
         self._build_networks()
         self.data = data if data is not None else self._prepare_data(cache_dir)
         #: The seed of this process's own random stream (penalty interpolates...): rank-derived.
