@@ -262,10 +262,13 @@ def worker_model(device: str, source: Any) -> Any:
 
 
 def pool_or_inline(
-    jobs: int, state: Any, setup: Callable[..., Any], args: tuple, *, devices: Sequence[str]
+    jobs: int, count: int, state: Any, setup: Callable[..., Any], args: tuple, *, devices: Sequence[str]
 ) -> Inline | WorkerPool:
-    """:class:`Inline` with the caller's ``state`` for one job, else a :class:`WorkerPool`."""
-    return Inline(state) if jobs <= 1 else WorkerPool(jobs, setup, args, devices=devices)
+    """:class:`Inline` with the caller's ``state`` for one job, else a :class:`WorkerPool` of
+    ``jobs`` workers, or fewer when there are only ``count`` items (none: nothing to start)."""
+    if jobs <= 1 or count == 0:
+        return Inline(state)
+    return WorkerPool(max(1, min(jobs, count)), setup, args, devices=devices)
 
 
 __all__ = [

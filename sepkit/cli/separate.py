@@ -450,7 +450,8 @@ def _separate_all(
         overall = bar.add_task("all files", total=len(plans))
         if request.jobs == 1:  # one bar per file, advancing as its stems are written
             job = dataclasses.replace(job, progress=lambda plan: _file_bar(bar, plan, bars))
-        with pool_or_inline(request.jobs, model, worker_model, (model_source(model),), devices=devices) as runner:
+        pool = pool_or_inline(request.jobs, len(plans), model, worker_model, (model_source(model),), devices=devices)
+        with pool as runner:
             for finished in runner.run(job.run, plans):
                 result = finished.result or FileResult(finished.item.path, error=f"{finished.item.path}: {finished.error}")
                 done[finished.item.path] = result

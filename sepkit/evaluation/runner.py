@@ -227,7 +227,8 @@ def _run_shard(
                 advance(track.name)
         results.skipped, results.replaced = store.skipped, store.replaced
         devices = [_device_of(model)] * settings.jobs  # each worker loads the model where the caller has it
-        with pool_or_inline(settings.jobs, model, worker_model, (model_source(model),), devices=devices) as runner:
+        pool = pool_or_inline(settings.jobs, len(todo), model, worker_model, (model_source(model),), devices=devices)
+        with pool as runner:
             for done in runner.run(job.run, _tasks(todo)):
                 outcome = done.result or TrackOutcome(done.item.key, done.item.name, done.item.subset, error=done.error)
                 _keep(outcome, store, results, reporter)
