@@ -146,6 +146,25 @@ def test_variants_deep_merge_over_the_base(write_recipe):
         loaded.select("x")
 
 
+def test_set_on_a_base_key_wins_over_a_variant_that_sets_it(write_recipe):
+    text = minimal_recipe() + (
+        '\n[[data.mixtures]]\ntype = "files"\nroot = "m"\n'
+        '[[data.solo.vocals]]\ntype = "files"\nroot = "v"\n'
+        "[variants.baseline]\n"
+        "[variants.vocals-critic]\ntraining.alpha = 0.01\ntraining.batch_size = 2\n"
+        '[variants.vocals-critic.critics.vocals]\ntype = "dcgan"\n'
+    )
+    path = write_recipe(text)
+    loaded = load_recipe(path, ["training.alpha=0.4"])
+    assert loaded.variants["vocals-critic"].training.alpha == 0.4  # not silently the variant's 0.01
+    assert loaded.variants["baseline"].training.alpha == 0.4
+    assert loaded.variants["vocals-critic"].training.batch_size == 2  # keys not on the command line stay
+    # a variant's own key on the command line wins over the base key for that variant only
+    loaded = load_recipe(path, ["training.alpha=0.4", "variants.vocals-critic.training.alpha=0.1"])
+    assert loaded.variants["vocals-critic"].training.alpha == 0.1
+    assert loaded.variants["baseline"].training.alpha == 0.4
+
+
 def test_a_variant_that_changes_a_component_type_replaces_its_table(write_recipe):
     text = minimal_recipe() + (
         '\n[[data.mixtures]]\ntype = "files"\nroot = "m"\n'

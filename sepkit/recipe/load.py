@@ -82,11 +82,27 @@ def recipe_from_dict(
             raise RecipeError(f"variants.{name}: variant names are letters, digits, '-', '_' and '.'")
         merged = {k: v for k, v in raw.items() if k != "variants"}
         merged = deep_merge(merged, table)
+        for item in _base_overrides_for(name, overrides):  # the command line has the last word
+            apply_override(merged, item)
         variants[name] = validate(merged, base_dir=base_dir, where=f"variants.{name}")
     if check_data:
         for name, recipe in variants.items():
             check_roles(recipe, where="" if name == DEFAULT_VARIANT else f"variants.{name}")
     return LoadedRecipe(path=path, base=base, variants=variants, raw=raw)
+
+
+def _key(item: str) -> str:
+    return item.partition("=")[0].strip()
+
+
+def _base_overrides_for(variant: str, overrides: list[str] | tuple[str, ...]) -> list[str]:
+    """The ``--set`` items on base keys, to apply again over ``variant``'s own table: ``--set
+    training.alpha=0.4`` means alpha 0.4 in every variant, also one whose table sets alpha (else the
+    override would silently do nothing there). An item for that variant's own key
+    (``--set variants.NAME.training.alpha=...``) wins over the base item."""
+    prefix = f"variants.{variant}."
+    own = {_key(item)[len(prefix):] for item in overrides if _key(item).startswith(prefix)}
+    return [item for item in overrides if not _key(item).startswith("variants.") and _key(item) not in own]
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
