@@ -199,7 +199,7 @@ class TrainingConfig(Strict):
         description="Polyak (exponential moving) average of the separator's weights with this decay, "
         "e.g. 0.99; validation, selection and the saved models use the average (false: off).",
     )
-    loudness_augmentation: tuple[PositiveFloat, PositiveFloat] | None = Field(
+    loudness_augmentation: TomlOptional[tuple[PositiveFloat, PositiveFloat]] = Field(
         (0.2, 1.2),
         description="Unpaired data only: linear magnitudes scaled by U(low, high) per example; false disables.",
     )
@@ -232,11 +232,6 @@ class TrainingConfig(Strict):
     max_nonfinite: PositiveInt = Field(
         5, description="Non-finite steps tolerated before rolling back to the last good state."
     )
-
-    @field_validator("loudness_augmentation", mode="before")
-    @classmethod
-    def _disabled(cls, value: Any) -> Any:
-        return None if value is False or value == [] else value
 
     @field_validator("loudness_augmentation")
     @classmethod
