@@ -11,8 +11,8 @@ The Python API in three names (docs/api.md):
 
 The plugin API (docs/plugins.md): ``hookimpl``, the base classes ``Representation``, ``Separator``
 (with ``Window``), ``Critic``, ``Divergence`` (with ``CriticLoss``) and ``Dataset`` (with
-``DatasetConfig``, ``Track``, ``StemFile``, ``DatasetError``, ``MIXTURE``), ``ComponentConfig``, ``ConfigValues``,
-``TomlOptional``, and the errors ``SepkitError`` and ``ShapeError``.
+``DatasetConfig``, ``Track``, ``StemFile``, ``DatasetError``, ``MIXTURE``), ``TrainingLogger`` (with
+``RunInfo``), ``ComponentConfig``, ``ConfigValues``, ``TomlOptional``, and the errors ``SepkitError`` and ``ShapeError``.
 
 Importing ``sepkit`` is cheap (no torch, no pydantic): every name but ``hookimpl`` and the errors
 is imported when first used.
@@ -48,6 +48,8 @@ _LAZY = {
     "MIXTURE": "sepkit.dataset",
     "StemFile": "sepkit.dataset",
     "Track": "sepkit.dataset",
+    "TrainingLogger": "sepkit.training.loggers",
+    "RunInfo": "sepkit.training.loggers",
 }
 
 __all__ = sorted(["SepkitError", "ShapeError", "__version__", "hookimpl", *_LAZY])

@@ -35,7 +35,10 @@ class Representation(Component, abc.ABC):
     #: True when the features are (normalised) magnitudes of a complex spectrogram that ``decode``
     #: combines with the mixture's phase: then scaling ``to_linear(features)`` bin by bin by masks
     #: that sum to one splits the mixture exactly, which the Wiener post-filter (``--wiener``)
-    #: needs. False (the default) makes ``--wiener`` an error for this representation.
+    #: needs. It also promises that the spectrogram is linear in the waveform (an STFT), so that
+    #: scaling the waveform scales ``to_linear(features)`` by the same factor: the streaming
+    #: sampler applies loudness augmentation to waveforms on that promise. False (the default)
+    #: makes ``--wiener`` an error for this representation.
     magnitude_spectrogram: bool = False
 
     def __init__(self, config: ConfigValues, *, sample_rate: int) -> None:

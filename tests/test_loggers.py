@@ -171,9 +171,9 @@ def logger_plugin():
 
 
 def test_the_trainer_talks_to_a_plugins_logger_and_resumes_it(tmp_path, tiny_data):
-    recipe = load(tmp_path, tiny_data, variant="baseline", loggers='["recording", "csv"]')
     Recording.calls = []
-    with use_plugins(logger_plugin(), entry_points=True):
+    with use_plugins(logger_plugin(), entry_points=True):  # the recipe names the plugin's logger: load it inside
+        recipe = load(tmp_path, tiny_data, variant="baseline", loggers='["recording", "csv"]')
         assert make_trainer(recipe, tmp_path / "run", "baseline").fit(stop_after_updates=4).stopped_by == "interrupted"
         make_trainer(recipe, tmp_path / "run", "baseline").fit(resume=True)
     assert Recording.calls == [
@@ -206,9 +206,9 @@ def test_csv_and_jsonl_hold_the_same_records_of_a_run(tmp_path, tiny_data):
 
 
 def test_a_failing_logger_is_named_and_stops_training(tmp_path, tiny_data):
-    recipe = load(tmp_path, tiny_data, variant="baseline", loggers='["failing"]', max_epochs=1)
     Failing.calls = []
     with use_plugins(logger_plugin(), entry_points=True):
+        recipe = load(tmp_path, tiny_data, variant="baseline", loggers='["failing"]', max_epochs=1)
         with pytest.raises(PluginError, match=r"^logger 'failing' of plugin 'recording_loggers' .* failed in "
                                               r"log_validation: RuntimeError: no connection$"):
             make_trainer(recipe, tmp_path / "run", "baseline").fit()

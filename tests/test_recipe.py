@@ -272,3 +272,8 @@ def test_resolved_recipe_round_trips_through_toml():
     assert recipe.training.loudness_augmentation is None and recipe.critics["vocals"].config.crop is None
     again = recipe_from_dict(tomllib.loads(dumps_toml(resolve(recipe))), check_data=False).base
     assert again.training.loudness_augmentation is None and again.critics["vocals"].config.crop is None
+
+def test_unknown_logger_names_are_recipe_errors(run_cli, write_recipe):
+    text = minimal_recipe(training="[training]\nloggers = [\"jsonl\", \"wandb\"]\n")
+    check_error(run_cli, write_recipe, text, "training.loggers: unknown logger 'wandb'")
+

@@ -15,7 +15,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..errors import PluginError, RecipeError
+from ..errors import PluginError, RecipeError, SepkitError
+from ..plugins import registry
+from ..training.loggers import check_logger_names
 from .schema import Recipe
 
 PATH_REFERENCE = re.compile(r"\$\{([A-Za-z0-9_-]+)\}")
@@ -222,8 +224,7 @@ def validate(raw: dict[str, Any], *, base_dir: Path | None = None, where: str = 
 
 
 def validate_components(recipe: Recipe, prefix: str = "") -> None:
-    from ..plugins import registry
-
+    """Bind every component table to its registered class's Config, and check the logger names."""
     for location, spec in recipe.component_specs():
         try:
             entry = registry(spec.kind).get(spec.type)
@@ -237,6 +238,10 @@ def validate_components(recipe: Recipe, prefix: str = "") -> None:
             raise RecipeError(
                 f"{prefix}{location}.{format_validation_error(exc)} ({spec.kind} '{spec.type}')"
             ) from None
+    try:
+        check_logger_names(recipe.training.loggers)
+    except SepkitError as exc:
+        raise RecipeError(f"{prefix}{exc}") from None
 
 
 def format_validation_error(exc: ValidationError) -> str:

@@ -22,11 +22,13 @@ import contextlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import PluginError, SepkitError
 from ..plugins import registry
-from ..recipe.schema import Recipe
+
+if TYPE_CHECKING:  # the recipe package checks logger names with this module: no import back
+    from ..recipe.schema import Recipe
 
 DEFAULT_LOGGERS = ("jsonl",)
 
