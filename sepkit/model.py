@@ -201,29 +201,14 @@ class Model:
         ``options``: engine options made once by :meth:`options`, used as they are (instead of the
         keywords), for callers that separate many inputs the same way.
         """
-        if isinstance(waveform, torch.Tensor):
-            waveform = waveform.detach().to("cpu").numpy()
-        audio = np.asarray(waveform)
-        if audio.ndim not in (1, 2):
-            raise SepkitError(f"separate expects a waveform [channels, samples] or [samples], got shape {list(audio.shape)}")
-        if not np.issubdtype(audio.dtype, np.floating):
-            raise SepkitError(
-                f"separate expects floating-point samples in [-1, 1], got {audio.dtype} "
-                "(convert integer PCM first, e.g. x / 32768 for int16)"
-            )
-        if int(sample_rate) <= 0:
-            raise SepkitError(f"sample_rate must be a positive number of Hz, got {sample_rate}")
+        audio = _waveform(waveform, sample_rate)
         frames_first = audio.reshape(1, -1).T if audio.ndim == 1 else audio.T  # [L, C] view
         length, channels = frames_first.shape
-        if length == 0 or channels == 0:
-            raise SepkitError(f"separate: the waveform {list(audio.shape)} has no samples")
         block = max(1, int(BLOCK_SECONDS * sample_rate))
+        keywords = dict(overlap=overlap, batch_size=batch_size, channel_mode=channel_mode, chunk_seconds=chunk_seconds, precision=precision)
         if options is None:
-            options = self.options(
-                overlap=overlap, batch_size=batch_size, wiener=wiener, channel_mode=channel_mode,
-                chunk_seconds=chunk_seconds, precision=precision, **after,
-            )
-        elif after or wiener or any(v is not None for v in (overlap, batch_size, channel_mode, chunk_seconds, precision)):
+            options = self.options(wiener=wiener, **keywords, **after)
+        elif after or wiener or any(v is not None for v in keywords.values()):
             raise SepkitError("Model.separate: give either options= or the option keywords, not both")
         names = output_names(self.sources, options)
         outputs = {s: np.empty((channels, length), dtype=np.float32) for s in names}
@@ -253,3 +238,22 @@ class Model:
             f"Model({self.recipe.representation.type} -> {self.recipe.separator.type}, sources={self.sources}, "
             f"{self.sample_rate} Hz, {self.channels} channel(s), device={self.device})"
         )
+
+
+def _waveform(waveform: "np.ndarray | torch.Tensor", sample_rate: int) -> np.ndarray:
+    """``waveform`` as a float numpy array ``[C, L]`` or ``[L]`` with samples, or a one-line error."""
+    if isinstance(waveform, torch.Tensor):
+        waveform = waveform.detach().to("cpu").numpy()
+    audio = np.asarray(waveform)
+    if audio.ndim not in (1, 2):
+        raise SepkitError(f"separate expects a waveform [channels, samples] or [samples], got shape {list(audio.shape)}")
+    if not np.issubdtype(audio.dtype, np.floating):
+        raise SepkitError(
+            f"separate expects floating-point samples in [-1, 1], got {audio.dtype} "
+            "(convert integer PCM first, e.g. x / 32768 for int16)"
+        )
+    if int(sample_rate) <= 0:
+        raise SepkitError(f"sample_rate must be a positive number of Hz, got {sample_rate}")
+    if audio.size == 0:
+        raise SepkitError(f"separate: the waveform {list(audio.shape)} has no samples")
+    return audio
