@@ -182,33 +182,28 @@ class Model:
         waveform: "np.ndarray | torch.Tensor",
         sample_rate: int,
         *,
-        overlap: float | None = None,
-        batch_size: int | None = None,
-        wiener: bool = False,
-        channel_mode: str | None = None,
-        chunk_seconds: float | None = None,
-        precision: str | None = None,
         options: EngineOptions | None = None,
-        **after: Any,
+        **keywords: Any,
     ) -> dict[str, "np.ndarray"]:
         """``[C, L]`` (or ``[L]``) audio at ``sample_rate`` -> ``{source: float32 [C, L]}`` (or ``[L]``)
         at the input's own rate and channel count.
 
+        ``keywords`` are those of :meth:`options` (``overlap``, ``batch_size``, ``wiener``,
+        ``channel_mode``, ``chunk_seconds``, ``precision`` and the other fields of
+        :class:`~sepkit.separation.engine.EngineOptions`), with this model's defaults;
         ``overlap`` defaults to :data:`~sepkit.separation.windows.DEFAULT_OVERLAP` (0 gives the
-        paper's non-overlapping windows); the other options are those of
-        :class:`~sepkit.separation.engine.EngineOptions`. This is the model's own estimate
-        (``high_band="drop"``); :func:`sepkit.separate` returns stems that add up to the input.
-        ``options``: engine options made once by :meth:`options`, used as they are (instead of the
-        keywords), for callers that separate many inputs the same way.
+        paper's non-overlapping windows). This is the model's own estimate (``high_band="drop"``);
+        :func:`sepkit.separate` returns stems that add up to the input. ``options``: engine options
+        made once by :meth:`options`, used as they are (instead of the keywords), for callers that
+        separate many inputs the same way.
         """
         audio = _waveform(waveform, sample_rate)
         frames_first = audio.reshape(1, -1).T if audio.ndim == 1 else audio.T  # [L, C] view
         length, channels = frames_first.shape
         block = max(1, int(BLOCK_SECONDS * sample_rate))
-        keywords = dict(overlap=overlap, batch_size=batch_size, channel_mode=channel_mode, chunk_seconds=chunk_seconds, precision=precision)
         if options is None:
-            options = self.options(wiener=wiener, **keywords, **after)
-        elif after or wiener or any(v is not None for v in keywords.values()):
+            options = self.options(**keywords)
+        elif keywords:
             raise SepkitError("Model.separate: give either options= or the option keywords, not both")
         names = output_names(self.sources, options)
         outputs = {s: np.empty((channels, length), dtype=np.float32) for s in names}
