@@ -177,11 +177,10 @@ def run_separate(inputs: list[Path], request: SeparateRequest) -> None:
         _report(results, named, named == DEFAULT_MODEL, None, request, say)
         raise typer.Exit(1)
     model, plans, is_default = _load_and_plan(files, request, shard, results, say)
-    options = model.options(**request.engine)  # the one check of the engine options
-    if options.wiener:
-        from ..separation.wiener import check_wiener
+    from ..separation.engine import check_compatible
 
-        check_wiener(model.representation, model.recipe.representation.type)
+    options = model.options(**request.engine)  # the one check of the engine options...
+    check_compatible(model.pipeline_spec(), options)  # ...and of whether they fit the model, before any file
     devices = _devices(request, shard)
     say.note(_describe(model, is_default, devices))
     say.note(_hears(model, options))
