@@ -23,6 +23,7 @@ HELP = "\n\n".join([
 
 
 def register(app: typer.Typer) -> None:
+    # Long but flat: one declaration per option (what --help shows), then one call into the core.
     @app.command("report", help=HELP)
     def report(
         run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="Folder holding the runs, e.g. runs/offline-corpus-cpu."),

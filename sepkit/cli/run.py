@@ -10,6 +10,7 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
+    # Long but flat: one declaration per option (what --help shows), then one call into the core.
     @app.command("run")
     def run(
         recipe: Path = typer.Argument(..., help="Recipe TOML file, e.g. recipes/demo.toml."),
