@@ -1,10 +1,10 @@
 """The offline-corpus experiment's test scores split by accompaniment kind (chorale instruments vs
 real game music), from the per-track results that `sepkit run` wrote.
 
-    python scripts/corpus_breakdown.py RUN_DIR [--corpus ../shared/data/corpus] [--markdown]
+    python scripts/corpus_breakdown.py RUN_DIR [--corpus ../shared/data/corpus] [--reference VARIANT]
 
 For each variant: the mean over seeds of each run's mean over the tracks of one kind, ± the sample
-standard deviation over seeds, and the seed-paired difference to `baseline`. The kinds come from
+standard deviation over seeds, and the seed-paired difference to `baseline` (or `--reference`). The kinds come from
 the corpus's manifest.json (`pair_chorale`, `pair_game`).
 """
 
@@ -57,13 +57,15 @@ def main() -> None:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "data" / "corpus")
     parser.add_argument("--order", default="baseline,vocals-critic,both-critics,both-critics-js,both-critics-kl")
+    parser.add_argument("--reference", default="baseline", help="the variant differences are paired against")
     args = parser.parse_args()
     runs = per_run(args.run_dir, kinds(args.corpus))
+    ref = args.reference
     variants = [v for v in args.order.split(",") if any(k[0] == v for k in runs)]
     variants += sorted({v for v, _ in runs} - set(variants))
     for kind in ("pair_chorale", "pair_game"):
         rows = next(iter(runs.values()))[kind].keys()
-        print(f"\n**{kind}** (mean ± std over seeds; then minus baseline, paired by seed)\n")
+        print(f"\n**{kind}** (mean ± std over seeds; then minus {ref}, paired by seed)\n")
         print("| metric | " + " | ".join(variants) + " |")
         print("|---|" + "---|" * len(variants))
         for row in rows:
@@ -71,8 +73,8 @@ def main() -> None:
             for variant in variants:
                 seeds = sorted(s for v, s in runs if v == variant)
                 values = [runs[(variant, s)][kind][row] for s in seeds]
-                diffs = [runs[(variant, s)][kind][row] - runs[("baseline", s)][kind][row]
-                         for s in seeds if ("baseline", s) in runs and variant != "baseline"]
+                diffs = [runs[(variant, s)][kind][row] - runs[(ref, s)][kind][row]
+                         for s in seeds if (ref, s) in runs and variant != ref]
                 cells.append(cell(values) + (f" ({cell(diffs, signed=True)})" if diffs else ""))
             print(f"| {row} | " + " | ".join(cells) + " |")
 
