@@ -238,10 +238,11 @@ def validate_components(recipe: Recipe, prefix: str = "") -> None:
             raise RecipeError(
                 f"{prefix}{location}.{format_validation_error(exc)} ({spec.kind} '{spec.type}')"
             ) from None
-    try:
-        check_logger_names(recipe.training.loggers)
-    except SepkitError as exc:
-        raise RecipeError(f"{prefix}{exc}") from None
+    if "loggers" in recipe.training.model_fields_set:  # names the recipe wrote (the default is built in)
+        try:
+            check_logger_names(recipe.training.loggers)
+        except SepkitError as exc:
+            raise RecipeError(f"{prefix}{exc}") from None
 
 
 def format_validation_error(exc: ValidationError) -> str:
