@@ -19,8 +19,11 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import soundfile
+import soxr
 
 from .errors import SepkitError
+from .io import WriteError, write_with
 
 #: Extensions read through libsndfile (mp3 needs libsndfile >= 1.1).
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".au", ".w64", ".rf64", ".caf")
@@ -81,8 +84,6 @@ def is_audio_file(path: Path) -> bool:
 
 def audio_info(path: str | Path) -> AudioInfo:
     """Read a file's header; raise :class:`AudioError` when it is missing, unreadable, empty or truncated."""
-    import soundfile
-
     path = Path(path)
     if not path.exists():
         raise AudioError(path, "no such file")
@@ -135,10 +136,6 @@ def write_failure(exc: BaseException, path: str | Path) -> OSError | None:
 
 def write_wav(path: str | Path, frames: np.ndarray, sample_rate: int, *, subtype: str = "FLOAT") -> Path:
     """Write ``[L, C]`` samples as a WAV file atomically; a failure is a :class:`~sepkit.io.WriteError`."""
-    import soundfile
-
-    from .io import WriteError, write_with
-
     def write(temporary: Path) -> None:
         try:
             soundfile.write(str(temporary), frames, int(sample_rate), subtype=subtype, format="WAV")
@@ -159,8 +156,6 @@ def decode(path: str | Path, *, channel: int | None = None) -> tuple[np.ndarray,
 
     Raises :class:`AudioError` for unreadable, empty, truncated or non-finite files.
     """
-    import soundfile
-
     info = audio_info(path)
     if channel is not None and not 0 <= channel < info.channels:
         raise AudioError(path, f"has {info.channels} channel(s), channel {channel} was asked for")
@@ -196,8 +191,6 @@ def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarra
     """Resample ``[C, L]`` float32 with soxr (band-limited, quality :data:`RESAMPLE_QUALITY`)."""
     if source_rate == target_rate:
         return audio
-    import soxr
-
     out = soxr.resample(np.ascontiguousarray(audio.T), source_rate, target_rate, quality=RESAMPLE_QUALITY)
     return np.ascontiguousarray(np.asarray(out, dtype=np.float32).reshape(-1, audio.shape[0]).T)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from .device import resolve_device
 from .errors import SepkitError
+from .evaluation import EvaluationOptions, evaluate_recipe
 from .io import write_text
 from .lock import LOCK_FILE, RunLock
 from .model import load_model
@@ -375,7 +376,6 @@ def _train(
 def evaluate_variant(
     recipe: Recipe, out: Path, *, device: str | None = None, progress: bool = True, console: Any = None
 ) -> dict[str, Any]:
-    from .evaluation import EvaluationOptions, evaluate_recipe
     device = device or recipe.training.device
     model = load_model(out / MODEL_FILE)
     summary = evaluate_recipe(model, recipe, out / "evaluation", EvaluationOptions(device=device), progress=progress,
@@ -387,7 +387,6 @@ def evaluate_variant(
 def evaluate_selection_rules(recipe: Recipe, out: Path, *, device: str | None = None) -> None:
     """Score the model every selection rule kept (``evaluation-<rule>/``), quietly: ``sepkit report``
     shows what each rule would have given on the test set, so users see what selection costs."""
-    from .evaluation import EvaluationOptions, evaluate_recipe
     scored = {_digest(out / MODEL_FILE): out / "evaluation"}
     for rule in RULES:
         path, folder = out / rule_file(rule), out / f"evaluation-{rule}"
