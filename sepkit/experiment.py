@@ -15,7 +15,7 @@ from typing import Any
 from .device import resolve_device
 from .errors import SepkitError
 from .evaluation import EvaluationOptions, evaluate_recipe
-from .io import write_text
+from .io import write_bytes, write_text
 from .lock import LOCK_FILE, RunLock
 from .model import load_model
 from .recipe import LoadedRecipe
@@ -394,10 +394,18 @@ def evaluate_selection_rules(recipe: Recipe, out: Path, *, device: str | None = 
             continue
         digest = _digest(path)
         if digest in scored:  # the same epoch's model: the same scores
-            shutil.copytree(scored[digest], folder, dirs_exist_ok=True)
+            _copy_results(scored[digest], folder)
         else:
             evaluate_recipe(load_model(path), recipe, folder, EvaluationOptions(device=device), progress=False, console=None)
             scored[digest] = folder
+
+
+def _copy_results(source: Path, target: Path) -> None:
+    """An evaluation folder's files into another, each written atomically (a killed copy leaves
+    whole files, which the resumable evaluation trusts)."""
+    for path in sorted(source.rglob("*")):
+        if path.is_file():
+            write_bytes(target / path.relative_to(source), path.read_bytes())
 
 
 def _digest(path: Path) -> str:
