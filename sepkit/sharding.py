@@ -6,10 +6,10 @@ the work per process under torchrun (``RANK`` and ``WORLD_SIZE`` in the environm
 * :class:`WorkerPool`: N spawn-started processes that each load the model **once** (the pool's
   ``setup``) and then run one task per file or track. Each computes with its share of the threads
   this process would use: ``max(1, T // N)``, T being ``torch.get_num_threads()`` here (so
-  ``OMP_NUM_THREADS`` caps the whole pool). The worker's entry point (:func:`_start_worker`, run
-  only in processes started here) sets ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` for anything it
-  starts and calls ``torch.set_num_threads``; the library never changes the threads of a process it
-  did not start. :class:`Inline` runs the same tasks in this process (``--jobs 1``).
+  ``OMP_NUM_THREADS`` caps the whole pool). Workers are started with ``OMP_NUM_THREADS``,
+  ``MKL_NUM_THREADS`` and ``OPENBLAS_NUM_THREADS`` set to that share (restored here when the pool
+  ends), so their torch starts with it; sepkit never calls ``torch.set_num_threads`` (batched CPU
+  solves go wrong after it in torch 2.13). :class:`Inline` runs the same tasks in this process (``--jobs 1``).
 * :class:`Shard`: this process's place among torchrun's processes. Every process makes the same
   plan (the same files or tracks in the same order, the same output names), takes every
   ``world_size``-th item from ``rank`` on, and the first process gathers the results (gloo, over
@@ -171,12 +171,10 @@ class Inline:
 _state: Any = None  # a worker process's state (its model), made once by the pool's setup
 
 
-def _start_worker(threads: int, devices: list[str], counter: Any, setup: Callable[..., Any], args: tuple) -> None:
-    """A worker's entry point: its share of the threads, its device, then ``setup(device, *args)`` once."""
+def _start_worker(devices: list[str], counter: Any, setup: Callable[..., Any], args: tuple) -> None:
+    """A worker's entry point: its device, then ``setup(device, *args)`` once (its threads came with
+    the environment it was started in: see :class:`WorkerPool`)."""
     global _state
-    for variable in _THREAD_VARIABLES:
-        os.environ[variable] = str(threads)
-    torch.set_num_threads(threads)  # in a process this pool started, never in the caller's
     with counter.get_lock():
         index = counter.value
         counter.value += 1
@@ -198,9 +196,15 @@ class WorkerPool:
         context = multiprocessing.get_context("spawn")
         self.jobs = jobs
         self.in_flight = in_flight or 2 * jobs
+        # A spawned worker's torch reads its threads from the environment it starts in; workers are
+        # started on demand, so the variables hold for the pool's life and are restored after it
+        # (this process's torch is already running: its threads do not change).
+        threads = str(worker_threads(jobs))
+        self._saved_environment = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
+        os.environ.update({name: threads for name in _THREAD_VARIABLES})
         self.executor = ProcessPoolExecutor(
             max_workers=jobs, mp_context=context, initializer=_start_worker,
-            initargs=(worker_threads(jobs), list(devices), context.Value("i", 0), setup, args),
+            initargs=(list(devices), context.Value("i", 0), setup, args),
         )
         self.pending: dict[Future, Any] = {}
         self.stopping = False
@@ -236,6 +240,11 @@ class WorkerPool:
 
     def __exit__(self, exc_type: Any, *rest: Any) -> None:
         self.executor.shutdown(wait=exc_type is None, cancel_futures=True)
+        for name, value in self._saved_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 _END = object()

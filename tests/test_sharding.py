@@ -17,7 +17,7 @@ import torch
 
 from sepkit.errors import SepkitError
 from sepkit.plugins import use_plugins
-from sepkit.sharding import Shard, shard_from_environment
+from sepkit.sharding import Shard, WorkerPool, shard_from_environment, worker_threads
 from tests.conftest import REPO, save_demo_sized_model
 
 RATE = 8192
@@ -172,3 +172,20 @@ def test_the_shard_of_each_process(monkeypatch):
     assert (shard.rank, shard.world_size, shard.local_rank, shard.is_main) == (1, 2, 1, False)
     with pytest.raises(SepkitError, match="MASTER_ADDR and MASTER_PORT are not set: start the processes with torchrun"):
         shard.barrier()
+
+
+def _threads_of_worker(device: str) -> int:
+    return torch.get_num_threads()
+
+
+def _report_threads(state: int, item: int) -> int:
+    return state
+
+
+def test_workers_start_with_their_share_of_the_threads_and_the_caller_keeps_its_own(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    before = torch.get_num_threads()
+    with WorkerPool(2, _threads_of_worker, devices=["cpu"]) as pool:
+        results = [done.result for done in pool.run(_report_threads, [0, 1, 2])]
+    assert results == [worker_threads(2)] * 3  # set through the environment the workers start in
+    assert torch.get_num_threads() == before and os.environ["OMP_NUM_THREADS"] == "7"  # restored
