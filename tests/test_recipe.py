@@ -204,7 +204,11 @@ def test_shipped_recipes_are_valid(run_cli):
 
 def test_singing_voice_recipe_has_the_paper_settings():
     loaded = load_recipe(REPO / "recipes" / "singing_voice.toml")
-    assert set(loaded.variants) == {"baseline", "vocals-critic", "both-critics"}
+    assert set(loaded.variants) == {"baseline", "vocals-critic", "both-critics", "baseline-ema", "both-critics-balanced"}
+    recommended = loaded.variants["both-critics-balanced"].training
+    assert recommended.adversarial_weighting == "balanced" and recommended.alpha == 0.2
+    assert recommended.selection_subsets == ("MedleyDB", "ccMixter", "iKala")
+    assert loaded.variants["baseline-ema"].training.selection_subsets == recommended.selection_subsets
     va = loaded.variants["both-critics"]
     assert va.audio.sample_rate == 8192 and va.audio.channels == 1
     rep = va.representation.config

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from sepkit.errors import SepkitError
 from sepkit.recipe.schema import TrainingConfig
-from sepkit.training.selection import Selection, rule_file
+from sepkit.training.selection import Selection, rule_file, subset_scores
 from sepkit.training.stabilisers import AdversarialWeight, WeightAverage
 from test_training import load, make_trainer, tiny_data, weights  # noqa: F401  (fixture)
 
@@ -85,17 +85,63 @@ def _validation(loss: float, sdr: float, field_sdr: float) -> dict:
 
 
 def test_selection_keeps_each_rules_best_and_counts_bad_epochs_of_its_own_rule():
-    selection = Selection("validation-sdr", "field")
+    selection = Selection("validation-sdr", ("field",))
     assert selection.observe(1, _validation(1.0, 5.0, 3.0)) == ["validation-loss", "validation-sdr", "last"]
     assert selection.observe(2, _validation(0.5, 4.0, 2.0)) == ["validation-loss", "last"]
     assert selection.bad_epochs == 1
     assert selection.observe(3, _validation(0.7, 6.0, 7.0)) == ["validation-sdr", "last"]
     assert selection.best == {"validation-loss": (1.0, 2), "validation-sdr": (8.0, 3)}
     assert selection.bad_epochs == 0 and selection.selected() == (8.0, 3)
-    restored = Selection("validation-sdr", "field")
+    restored = Selection("validation-sdr", ("field",))
     restored.load_state_dict(selection.state_dict())
     assert restored.best == selection.best and restored.bad_epochs == 0
     assert rule_file("last") == "model-last.safetensors"
+
+
+def test_selection_pools_several_subsets_by_their_track_counts():
+    # one subset of 3 tracks, one of 1: the pooled score weighs them 3:1, not 1:1
+    validation = {"loss": 0.0, "sdr": {"a": 0.0, "b": 0.0}, "subsets": {
+        "MedleyDB": {"loss": 1.0, "frames": 300, "sdr": {"a": 4.0, "b": 8.0}, "sdr_tracks": {"a": 3, "b": 3}},
+        "iKala": {"loss": 5.0, "frames": 100, "sdr": {"a": 0.0, "b": 4.0}, "sdr_tracks": {"a": 1, "b": 0}},
+        "DSD100": {"loss": 9.0, "frames": 100, "sdr": {"a": 99.0, "b": 99.0}, "sdr_tracks": {"a": 1, "b": 1}},
+    }}
+    scores = subset_scores(validation, ("MedleyDB", "iKala"))
+    assert scores["validation-loss"] == pytest.approx((300 * 1.0 + 100 * 5.0) / 400)
+    # a: (3 * 4 + 1 * 0) / 4 = 3; b: iKala's SDR counted for no track, so 8; mean 5.5
+    assert scores["validation-sdr"] == pytest.approx(5.5)
+    assert subset_scores(validation, ("iKala",))["validation-sdr"] == pytest.approx(2.0)
+
+
+def _two_subset_recipe(tmp_path, root, select_subset):
+    from sepkit.recipe import load_recipe
+    from test_training import tiny_recipe
+
+    one = '[[data.validation]]\ntype = "stems"\nroot = "${root}/valid"\n'
+    text = tiny_recipe(root, select_subset=select_subset, select='"validation-sdr"')
+    assert one in text
+    text = text.replace(one, one + 'name = "one"\n' + one + 'name = "two"\n')
+    path = tmp_path / "two.toml"
+    path.write_text(text)
+    return load_recipe(path).variants["baseline"]
+
+
+def test_pooling_every_validation_subset_scores_like_every_track(tmp_path, tiny_data):
+    recipe = _two_subset_recipe(tmp_path, tiny_data, '["one", "two"]')
+    assert recipe.training.selection_subsets == ("one", "two")
+    trainer = make_trainer(recipe, tmp_path / "run", variant="baseline")
+    validation = trainer.validate()
+    assert set(validation["subsets"]) == {"one", "two"}
+    pooled, every = subset_scores(validation, ("one", "two")), subset_scores(validation, None)
+    assert pooled["validation-loss"] == pytest.approx(every["validation-loss"], rel=1e-12)
+    assert pooled["validation-sdr"] == pytest.approx(every["validation-sdr"], rel=1e-12)
+    with pytest.raises(SepkitError, match="select_subset = 'three' is not a validation subset"):
+        make_trainer(_two_subset_recipe(tmp_path, tiny_data, '["one", "three"]'), tmp_path / "b", variant="baseline")
+
+
+@pytest.mark.parametrize("value", ["[]", '["one", "one"]'])
+def test_a_list_of_subsets_names_each_once(value):
+    with pytest.raises(ValueError, match="non-empty and name each subset once"):
+        TrainingConfig(select_subset=__import__("tomllib").loads(f"v = {value}")["v"])
 
 
 def test_last_rule_stops_early_on_the_validation_loss():

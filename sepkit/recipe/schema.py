@@ -212,8 +212,10 @@ class TrainingConfig(Strict):
         "lowest validation loss (the paper), the highest mean validation SDR, or the last. Every rule's "
         "model is kept (model-by-*.safetensors) so that `sepkit report` can compare them.",
     )
-    select_subset: TomlOptional[str] = Field(
-        None, description="Validation subset (its name, e.g. \"field\") that selection uses (false: all)."
+    select_subset: TomlOptional[str | tuple[str, ...]] = Field(
+        None,
+        description="Validation subset (its name, e.g. \"field\"), or a list of them, whose tracks "
+        "selection scores together (false: all).",
     )
     patience: NonNegativeInt = Field(
         6, description="Epochs without improvement tolerated before stopping (0: stop at the first)."
@@ -232,6 +234,20 @@ class TrainingConfig(Strict):
     max_nonfinite: PositiveInt = Field(
         5, description="Non-finite steps tolerated before rolling back to the last good state."
     )
+
+    @field_validator("select_subset")
+    @classmethod
+    def _subsets_named_once(cls, value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
+        if isinstance(value, tuple) and (not value or len(set(value)) != len(value)):
+            raise ValueError("a list of validation subsets must be non-empty and name each subset once")
+        return value
+
+    @property
+    def selection_subsets(self) -> tuple[str, ...] | None:
+        """``select_subset`` as a tuple of names (None: every validation track)."""
+        if self.select_subset is None:
+            return None
+        return (self.select_subset,) if isinstance(self.select_subset, str) else self.select_subset
 
     @field_validator("loudness_augmentation")
     @classmethod

@@ -21,11 +21,24 @@ def rule_file(rule: str) -> str:
     return "model-last.safetensors" if rule == "last" else f"model-by-{rule}.safetensors"
 
 
-def subset_scores(validation: dict[str, Any], subset: str | None) -> dict[str, float]:
-    """The selection scores of one validation result (``subset`` None: every track)."""
-    block = validation if subset is None else validation["subsets"][subset]
-    sdr = [v for v in block["sdr"].values()]
-    return {"validation-loss": block["loss"], "validation-sdr": sum(sdr) / max(len(sdr), 1)}
+def subset_scores(validation: dict[str, Any], subsets: tuple[str, ...] | None) -> dict[str, float]:
+    """The selection scores of one validation result over the tracks of ``subsets`` pooled
+    (None: every track): the frame-weighted loss, and the mean over sources of each source's mean
+    finite SDR."""
+    if subsets is None:
+        blocks = [validation]
+    else:
+        blocks = [validation["subsets"][name] for name in subsets]
+    if len(blocks) == 1:
+        sdr = list(blocks[0]["sdr"].values())
+        return {"validation-loss": blocks[0]["loss"], "validation-sdr": sum(sdr) / max(len(sdr), 1)}
+    frames = sum(b["frames"] for b in blocks)
+    loss = sum(b["loss"] * b["frames"] for b in blocks) / max(frames, 1)
+    per_source = []
+    for source in blocks[0]["sdr"]:
+        count = sum(b["sdr_tracks"][source] for b in blocks)
+        per_source.append(sum(b["sdr"][source] * b["sdr_tracks"][source] for b in blocks) / max(count, 1))
+    return {"validation-loss": loss, "validation-sdr": sum(per_source) / max(len(per_source), 1)}
 
 
 def better(rule: str, new: float, old: float | None) -> bool:
@@ -39,7 +52,7 @@ class Selection:
     """Best score and epoch per rule, and the early-stopping count of the recipe's rule."""
 
     rule: str
-    subset: str | None = None
+    subsets: tuple[str, ...] | None = None
     best: dict[str, tuple[float, int]] = field(default_factory=dict)
     bad_epochs: int = 0
 
@@ -49,7 +62,7 @@ class Selection:
 
     def observe(self, epoch: int, validation: dict[str, Any]) -> list[str]:
         """Record one epoch's validation; returns the rules whose best this epoch is."""
-        scores = subset_scores(validation, self.subset)
+        scores = subset_scores(validation, self.subsets)
         improved = []
         for rule in SCORED_RULES:
             previous = self.best.get(rule)

@@ -141,7 +141,7 @@ class Trainer:
         self.critic_iterations = self._critic_iterations()
         self.adversarial_weight = AdversarialWeight(cfg, self.device, combine=self._combine_norms)
         self.average = WeightAverage(self.separator, cfg.ema) if cfg.ema else None
-        self.selection = Selection(cfg.select, cfg.select_subset)
+        self.selection = Selection(cfg.select, cfg.selection_subsets)
         self.source_index = {s: i for i, s in enumerate(recipe.sources)}
 
     def _compile(self) -> None:
@@ -204,9 +204,10 @@ class Trainer:
                 'supervised one and needs paired data; use "fixed" for unsupervised-only training'
             )
         subsets = sorted({t.subset for t in self.data.validation})
-        if cfg.select_subset is not None and self.dist.is_main and cfg.select_subset not in subsets:
+        unknown = [name for name in cfg.selection_subsets or () if name not in subsets]
+        if unknown and self.dist.is_main:
             raise SepkitError(
-                f"training.select_subset = {cfg.select_subset!r} is not a validation subset; "
+                f"training.select_subset = {', '.join(map(repr, unknown))} is not a validation subset; "
                 f"the validation tracks' subsets are {subsets or 'none (no data.validation)'}"
             )
 
@@ -433,8 +434,8 @@ class Trainer:
         return stop
 
     def _validation_line(self, validation: dict[str, Any], improved: bool) -> str:
-        rule, subset = self.selection.stopping_rule, self.cfg.select_subset
-        what = rule if subset is None else f"{rule} on {subset}"
+        rule, subsets = self.selection.stopping_rule, self.cfg.selection_subsets
+        what = rule if subsets is None else f"{rule} on {' + '.join(subsets)}"
         best = "(best)" if improved else f"(best {self.best_validation:.5g} at epoch {self.best_epoch})"
         sdr = "  ".join(f"{k} {v:.2f} dB" for k, v in validation["sdr"].items())
         return (f"[{self.variant}] epoch {self.epoch}: validation loss {validation['loss']:.5f}  simple SDR "

@@ -31,7 +31,11 @@ class _Totals:
 
     def summary(self, sources: Sequence[str]) -> dict[str, Any]:
         sdr = (self.sdr_sum / self.sdr_count.clamp(min=1)).tolist()
-        return {"loss": self.loss / max(self.frames, 1), "sdr": dict(zip(sources, sdr))}
+        # The weights (frames, finite SDRs per source) let selection pool several subsets exactly.
+        return {
+            "loss": self.loss / max(self.frames, 1), "sdr": dict(zip(sources, sdr)),
+            "frames": self.frames, "sdr_tracks": dict(zip(sources, self.sdr_count.long().tolist())),
+        }
 
 
 @torch.inference_mode()
@@ -40,7 +44,7 @@ def validate(
     sources: Sequence[str], *, batch_size: int,
 ) -> dict[str, Any]:
     """Supervised loss over non-overlapping windows of every track, and a cheap SDR, over all
-    tracks and per subset (``training.select_subset`` selects on one of them)."""
+    tracks and per subset (``training.select_subset`` selects on one or several)."""
     network.eval()
     totals: dict[str | None, _Totals] = {}
     for track in tracks:
