@@ -22,13 +22,13 @@ from sepkit.report import find_runs
 from sepkit.training.selection import RULES, subset_scores
 
 
-def validation_score(folder: Path, rule: str, subset: str | None) -> float:
+def validation_score(folder: Path, rule: str, subsets: tuple[str, ...] | None) -> float:
     """The selection score of the epoch ``rule`` keeps (validation-sdr: mean SDR over sources)."""
     records = [json.loads(line) for line in (folder / "validation.jsonl").read_text().splitlines() if line.strip()]
     records = [r for r in records if "loss" in r]
     if not records:
         return math.nan
-    scores = [subset_scores(r, subset) for r in records]
+    scores = [subset_scores(r, subsets) for r in records]
     if rule == "last":
         return scores[-1]["validation-sdr"]
     key = rule
@@ -36,7 +36,7 @@ def validation_score(folder: Path, rule: str, subset: str | None) -> float:
     return best["validation-sdr"]
 
 
-def rows(run_dir: Path, reference: str, subset: str, validation_subset: str | None) -> list[list[str]]:
+def rows(run_dir: Path, reference: str, subset: str, validation_subsets: tuple[str, ...] | None) -> list[list[str]]:
     out = []
     for rule in RULES:
         runs = [r for r in find_runs(run_dir, f"evaluation-{rule}") if r.scores]
@@ -44,7 +44,7 @@ def rows(run_dir: Path, reference: str, subset: str, validation_subset: str | No
         variants = list(dict.fromkeys(r.variant for r in runs))
         for variant in variants:
             seeds = sorted(s for v, s in by if v == variant)
-            val = [validation_score(by[(variant, s)].folder, rule, validation_subset) for s in seeds]
+            val = [validation_score(by[(variant, s)].folder, rule, validation_subsets) for s in seeds]
             cells = [variant, rule, ",".join(map(str, seeds)), f"{np.nanmean(val):.2f}"]
             paired = [s for s in seeds if (reference, s) in by]
             ok = bool(paired) and variant != reference
@@ -68,11 +68,11 @@ def main() -> None:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--reference", default="baseline")
     parser.add_argument("--subset", default="field", help="test subset")
-    parser.add_argument("--validation-subset", default="field", help="validation subset ('all' for every track)")
+    parser.add_argument("--validation-subset", default="field", help="validation subset, or several joined by commas ('all' for every track)")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
-    validation_subset = None if args.validation_subset == "all" else args.validation_subset
-    table = rows(args.run_dir, args.reference, args.subset, validation_subset)
+    validation_subsets = None if args.validation_subset == "all" else tuple(args.validation_subset.split(","))
+    table = rows(args.run_dir, args.reference, args.subset, validation_subsets)
     sources = ["accompaniment", "vocals"]
     header = ["variant", "selection", "seeds", f"validation SDR ({args.validation_subset})"]
     for s in sources:
