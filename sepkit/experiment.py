@@ -20,7 +20,7 @@ from .lock import LOCK_FILE, RunLock
 from .model import load_model
 from .recipe import LoadedRecipe
 from .recipe.dump import dumps_toml
-from .recipe.resolve import resolve, resolve_stored, without_placement
+from .recipe.resolve import BUDGET, resolve, resolve_stored, without_placement
 from .recipe.schema import Recipe
 from .training.distributed import init_from_environment
 from .training.selection import RULES, rule_file
@@ -148,7 +148,8 @@ def prepare_output(out: Path, recipe: Recipe, *, resume: bool, overwrite: bool) 
             previous = tomllib.loads(resolved_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise SepkitError(f"{resolved_path}: unreadable ({exc}); use --overwrite to start again") from None
-        same = without_placement(resolve_stored(previous)) == without_placement(current)
+        stored = resolve_stored(previous)
+        same = without_placement(stored, *BUDGET) == without_placement(current, *BUDGET)
         if overwrite:
             _clear(out)
         elif not same:
@@ -157,10 +158,18 @@ def prepare_output(out: Path, recipe: Recipe, *, resume: bool, overwrite: bool) 
                 "use another --output-dir, or --overwrite to replace it"
             )
         elif not resume:
-            raise SepkitError(f"{out} already holds a run of this recipe; use --resume to continue it or --overwrite to start again")
+            raise SepkitError(
+                f"{out} already holds a run of this recipe; use --resume to continue it (with a larger "
+                "training.max_epochs to train it longer) or --overwrite to start again"
+            )
         elif not (out / TRAINED[0]).exists():  # killed before its first state: it starts again, logs too
             print(f"{out}: no training state ({TRAINED[0]}) to resume from: training from the start", file=sys.stderr)
             _clear_failed_start(out)
+        else:
+            for table, key in BUDGET:
+                before, after = stored.get(table, {}).get(key), current.get(table, {}).get(key)
+                if before != after:
+                    print(f"{out}: {table}.{key} {before} -> {after}: continuing to the new budget", file=sys.stderr)
     elif _contents(out) and not overwrite:
         raise SepkitError(f"{out} is not empty and holds no sepkit run; use another --output-dir or --overwrite")
     elif overwrite and out.exists():
@@ -177,8 +186,8 @@ def experiment_identity(recipe: Recipe) -> dict[str, Any]:
 
 def _identity(resolved: dict[str, Any]) -> dict[str, Any]:
     """A resolved recipe (or a stored identity) as an experiment identity, as this version of sepkit
-    resolves it."""
-    return without_placement(resolve_stored(resolved), ("training", "seed"))
+    resolves it: less the seed and the budget (runs continued to more epochs stay in their folder)."""
+    return without_placement(resolve_stored(resolved), ("training", "seed"), *BUDGET)
 
 
 def _first_difference(a: Any, b: Any, prefix: str = "") -> str:

@@ -16,6 +16,10 @@ from .schema import ComponentSpec, Recipe
 #: Where a run happens rather than what it is: folders that differ only here hold the same run
 #: (training.loggers: where its records go; a resumed run may add or drop a logger).
 PLACEMENT = (("training", "device"), ("training", "loggers"), ("data", "residency"), ("data", "memory_budget"))
+#: Keys that only say when training ends. Nothing in an update depends on them (the learning rates
+#: are constant, no schedule reads the budget), so a finished run continued with ``--resume`` and a
+#: larger ``max_epochs`` is the run that would have trained that long from the start.
+BUDGET = (("training", "max_epochs"),)
 
 
 def _component(spec: ComponentSpec) -> dict[str, Any]:
