@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
             "into OUTPUT_DIR/<variant>/seed-<n>/; summarise with `sepkit report OUTPUT_DIR`.",
         ),
         overrides: list[str] = typer.Option([], "--set", help="Override a recipe key, e.g. --set training.batch_size=16 (repeatable)."),
-        resume: bool = typer.Option(False, "--resume", help="Continue a stopped run from its train-state/."),
+        resume: bool = typer.Option(False, "--resume", help="Continue a stopped run from its train-state/ (with --set training.max_epochs=N, also a finished one, to N epochs)."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run in the output folder."),
         evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="Evaluate each variant on the recipe's test sets."),
         as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),

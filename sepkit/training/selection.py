@@ -29,7 +29,7 @@ def subset_scores(validation: dict[str, Any], subsets: tuple[str, ...] | None) -
         blocks = [validation]
     else:
         blocks = [validation["subsets"][name] for name in subsets]
-    if len(blocks) == 1:
+    if len(blocks) == 1:  # also records written before summaries carried their weights
         sdr = list(blocks[0]["sdr"].values())
         return {"validation-loss": blocks[0]["loss"], "validation-sdr": sum(sdr) / max(len(sdr), 1)}
     frames = sum(b["frames"] for b in blocks)
